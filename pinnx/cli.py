@@ -1,0 +1,249 @@
+"""The `pinnx` command line: `pinnx run <problem>` and `pinnx list`.
+
+A combiner is given as a chain of parts separated by `|`, each a name with optional
+arguments, e.g. `"cosine_gate(main=pde) | pcgrad | adam(1e-3)"`. Bare words inside the
+parentheses are strings (`main=pde`); numbers are numbers; `per_task(...)` takes an optax
+transform spec (`per_task(scale_by_adam) | mean | adam`).
+"""
+
+import argparse
+import ast
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optax
+
+__all__ = ["main", "parse_combiner", "COMBINERS", "OPTIMIZERS"]
+
+
+def _combiners() -> dict[str, Callable[..., Any]]:
+    from . import combine
+
+    return {
+        "sum": combine.sum,
+        "mean": combine.mean,
+        "weighted": combine.weighted,
+        "pcgrad": combine.pcgrad,
+        "cosine_gate": combine.cosine_gate,
+        "per_task": combine.per_task,
+    }
+
+
+COMBINERS = tuple(sorted(["sum", "mean", "weighted", "pcgrad", "cosine_gate", "per_task"]))
+"""Names of the pinnx combiners the command line knows."""
+
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "sgd": optax.sgd,
+    "lion": optax.lion,
+    "rmsprop": optax.rmsprop,
+    "lbfgs": optax.lbfgs,
+    "scale_by_adam": optax.scale_by_adam,
+    "clip": optax.clip,
+    "clip_by_global_norm": optax.clip_by_global_norm,
+    "identity": optax.identity,
+}
+"""Plain optax transforms the command line knows (a learning rate is the first argument)."""
+
+_NEEDS_LR = {"adam", "adamw", "sgd", "lion", "rmsprop"}
+
+
+class SpecError(ValueError):
+    """A combiner spec that cannot be parsed or names an unknown part."""
+
+
+def _split(spec: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in spec:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "|" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    if any(not p.strip() for p in parts):
+        raise SpecError(f"empty part in combiner spec {spec!r}")
+    return [p.strip() for p in parts]
+
+
+def _literal(node: ast.expr) -> Any:
+    if isinstance(node, ast.Name):
+        return node.id
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise SpecError(f"cannot read argument {ast.unparse(node)!r}: use numbers, words, "
+                        "lists or {'name': value} dicts") from None
+
+
+def _part(text: str, learning_rate: Any) -> Any:
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise SpecError(f"cannot parse {text!r}") from None
+    if isinstance(node, ast.Name):
+        name, args, kwargs = node.id, [], {}
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name == "per_task":
+            if len(node.args) != 1 or node.keywords:
+                raise SpecError("per_task takes one optax transform, e.g. per_task(scale_by_adam)")
+            return _combiners()["per_task"](_part(ast.unparse(node.args[0]), learning_rate))
+        args = [_literal(a) for a in node.args]
+        kwargs = {k.arg: _literal(k.value) for k in node.keywords}
+    else:
+        raise SpecError(f"cannot parse {text!r}: expected name or name(arguments)")
+    combiners = _combiners()
+    if name in combiners:
+        factory = combiners[name]
+    elif name in OPTIMIZERS:
+        factory = OPTIMIZERS[name]
+        if name in _NEEDS_LR and not args and "learning_rate" not in kwargs:
+            args = [learning_rate]
+    else:
+        raise SpecError(
+            f"unknown combiner part {name!r}; pinnx combiners: {', '.join(COMBINERS)}; "
+            f"optax transforms: {', '.join(sorted(OPTIMIZERS))}"
+        )
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as err:
+        raise SpecError(f"bad arguments for {name}: {err}") from None
+
+
+def parse_combiner(spec: str, learning_rate: Any = 1e-3) -> optax.GradientTransformation:
+    """Build an optimizer from a spec such as `"cosine_gate(main=pde) | pcgrad | adam"`.
+
+    Optimizers written without a learning rate get `learning_rate` (a float or an optax
+    schedule). A spec with no pinnx part (e.g. `"adam"`) is a plain optax optimizer on the
+    summed loss.
+    """
+    from .combine import Combiner
+
+    parts = [_part(p, learning_rate) for p in _split(spec)]
+    out = parts[0]
+    for p in parts[1:]:
+        pinnx_part = isinstance(out, Combiner) or isinstance(p, Combiner)
+        out = out | p if pinnx_part else optax.chain(out, p)
+    return out
+
+
+DEFAULTS = {
+    "burgers": dict(combiner="pcgrad | adam", steps=40000, width=32, depth=4, n_pde=1000,
+                    lr=3e-3, resample_every=200),
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import jax
+
+    from . import problems
+    from .nn import MLP
+    from .train import fit
+
+    if args.problem not in problems.PROBLEMS:
+        print(f"pinnx: unknown problem {args.problem!r}; choose one of: "
+              f"{', '.join(sorted(problems.PROBLEMS))}", file=sys.stderr)
+        return 2
+    defaults = DEFAULTS.get(args.problem, DEFAULTS["burgers"])
+    steps = args.steps or defaults["steps"]
+    lr = optax.warmup_cosine_decay_schedule(0.0, args.lr or defaults["lr"],
+                                            min(500, steps // 10 + 1), steps, 1e-5)
+    spec = args.combiner or defaults["combiner"]
+    try:
+        optimizer = parse_combiner(spec, lr)
+    except ValueError as err:
+        print(f"pinnx: {err}", file=sys.stderr)
+        return 2
+    problem = problems.PROBLEMS[args.problem](n_pde=args.points or defaults["n_pde"])
+    key = jax.random.key(args.seed)
+    model = MLP(problem.in_size, problem.out_size, width=args.width or defaults["width"],
+                depth=args.depth or defaults["depth"], key=key)
+    print(f"pinnx run {args.problem}: {problem.description}")
+    print(f"  combiner: {optimizer!r}" if hasattr(optimizer, "parts") else f"  combiner: {spec}")
+    try:
+        model, _, history = fit(
+            problem.losses, model, optimizer, problem.sample, steps=steps,
+            key=jax.random.fold_in(key, 1), resample_every=defaults["resample_every"],
+            log_every=max(1, steps // 20), progress=not args.quiet,
+        )
+    except ValueError as err:
+        print(f"pinnx: {err}", file=sys.stderr)
+        return 2
+    error = problem.relative_l2(model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = out / f"{args.problem}.png"
+    problem.plot(model, history, figure)
+    metrics = {
+        "problem": args.problem, "combiner": spec, "steps": history.steps, "seed": args.seed,
+        "relative_l2": error, "wall_time_s": history.wall_time,
+        "final_losses": {t: float(v[-1]) for t, v in history.losses.items() if len(v)},
+        "stopped": history.nonfinite.message if history.nonfinite else None,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"  steps: {history.steps} in {history.wall_time:.1f} s")
+    print(f"  relative L2 error: {error:.3e}")
+    print(f"  figure: {figure}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from . import problems
+
+    print("problems:  " + ", ".join(sorted(problems.PROBLEMS)))
+    print("combiners: " + ", ".join(COMBINERS))
+    print("optax:     " + ", ".join(sorted(OPTIMIZERS)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinnx",
+        description="Train physics-informed neural networks with gradient-conflict-aware "
+        "combiners.",
+        epilog="example: pinnx run burgers --combiner \"cosine_gate(main=pde) | pcgrad | adam\"",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="train a PINN on a built-in problem and report its error",
+        description="Train a PINN on a built-in problem, print its relative L2 error against "
+        "the reference solution, and write a figure and metrics.json to --out.",
+    )
+    run.add_argument("problem", help="problem name (see `pinnx list`), e.g. burgers")
+    run.add_argument("--combiner", help="chain spec, e.g. \"cosine_gate(main=pde) | pcgrad | "
+                     "adam\" (default for burgers: \"pcgrad | adam\"); \"adam\" alone is the "
+                     "plain summed-loss baseline")
+    run.add_argument("--steps", type=int, help="training steps (default for burgers: 40000)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--out", default="runs", help="output folder (default runs/)")
+    run.add_argument("--lr", type=float, help="peak learning rate of the warmup-cosine "
+                     "schedule (default 3e-3)")
+    run.add_argument("--width", type=int, help="hidden units per layer (default 32)")
+    run.add_argument("--depth", type=int, help="hidden layers (default 4)")
+    run.add_argument("--points", type=int, help="residual points per batch (default 1000)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+    lst = sub.add_parser("list", help="list problems and combiner parts")
+    lst.set_defaults(func=_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pinnx` command."""
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    code = args.func(args)
+    if args.command == "run" and code == 0:
+        print(f"  total time: {time.perf_counter() - start:.1f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Test configuration: float64 available, strict dtype promotion, hypothesis profiles.
+
+Profiles: ``default`` (fast, used by CI) and ``thorough`` (10^4 examples a property), chosen
+with ``pytest --hypothesis-profile=thorough`` or ``HYPOTHESIS_PROFILE=thorough``.
+"""
+
+import os
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("default", max_examples=60, **_common)
+settings.register_profile("thorough", max_examples=10_000, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def _promotion(request):
+    """Strict dtype promotion everywhere, except in tests marked `standard_promotion`:
+    optax's own transforms (e.g. Adam's bias correction, `decay ** count`) mix a Python
+    float with an int32 count, which strict promotion rejects."""
+    mode = "standard" if request.node.get_closest_marker("standard_promotion") else "strict"
+    with jax.numpy_dtype_promotion(mode):
+        yield
