@@ -135,8 +135,8 @@ def parse_combiner(spec: str, learning_rate: Any = 1e-3) -> optax.GradientTransf
 
 
 DEFAULTS = {
-    "burgers": dict(combiner="pcgrad | adam", steps=40000, width=32, depth=4, n_pde=1000,
-                    lr=3e-3, resample_every=200),
+    "burgers": dict(combiner="pcgrad | adam", steps=25000, width=32, depth=4, n_pde=2000,
+                    lr=2e-3, resample_every=200),
 }
 
 
@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     model = MLP(problem.in_size, problem.out_size, width=args.width or defaults["width"],
                 depth=args.depth or defaults["depth"], key=key)
     print(f"pinnx run {args.problem}: {problem.description}")
-    print(f"  combiner: {optimizer!r}" if hasattr(optimizer, "parts") else f"  combiner: {spec}")
+    print(f"  combiner: {spec}")
     try:
         model, _, history = fit(
             problem.losses, model, optimizer, problem.sample, steps=steps,
@@ -220,14 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--combiner", help="chain spec, e.g. \"cosine_gate(main=pde) | pcgrad | "
                      "adam\" (default for burgers: \"pcgrad | adam\"); \"adam\" alone is the "
                      "plain summed-loss baseline")
-    run.add_argument("--steps", type=int, help="training steps (default for burgers: 40000)")
+    run.add_argument("--steps", type=int, help="training steps (default for burgers: 25000)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--out", default="runs", help="output folder (default runs/)")
     run.add_argument("--lr", type=float, help="peak learning rate of the warmup-cosine "
-                     "schedule (default 3e-3)")
+                     "schedule (default 2e-3)")
     run.add_argument("--width", type=int, help="hidden units per layer (default 32)")
     run.add_argument("--depth", type=int, help="hidden layers (default 4)")
-    run.add_argument("--points", type=int, help="residual points per batch (default 1000)")
+    run.add_argument("--points", type=int, help="residual points per batch (default 2000)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="list problems and combiner parts")

@@ -125,6 +125,8 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
 
     def one_step(carry: _Carry, step):
         batch = carry.batch
+        shapes = jax.eval_shape(evaluate, carry.params, batch)
+        loss_dtype = jnp.result_type(*[shapes[t].dtype for t in tasks])
         if sampler is not None and resample_every is not None:
             batch = jax.lax.cond(
                 (step % resample_every == 0) & (step > 0),
@@ -148,14 +150,14 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
                     value_fn=lambda p: total(p)[0],
                 )
                 rows_ok = jnp.ones((k,), bool)
-            lvec = jnp.stack([loss_dict[t] for t in tasks])
+            lvec = jnp.stack([loss_dict[t] for t in tasks]).astype(loss_dtype)
             task_ok = jnp.isfinite(lvec) & rows_ok
             ok = jnp.all(task_ok) & _all_finite(updates)
             new_params = eqx.apply_updates(params, updates)
             return new_params, new_state, lvec, ok, task_ok
 
         def skip(params, opt_state):
-            nan = jnp.full((k,), jnp.nan, jax.tree.leaves(params)[0].dtype)
+            nan = jnp.full((k,), jnp.nan, loss_dtype)
             return params, opt_state, nan, jnp.array(False), jnp.ones((k,), bool)
 
         running = carry.stop[0] < 0
