@@ -73,6 +73,10 @@ def task_grads(
         *args: passed to `losses` (typically the batch of points).
         **kwargs: passed to `losses`.
 
+    Non-finite inputs are not checked here (that would cost a reduction inside every
+    jitted step): NaN propagates into the affected rows. `pinnx.fit` refuses non-finite
+    batches and stops on the first non-finite step, naming the task.
+
     Returns:
         `(loss_dict, grads)`: the losses as a dict whose key order (sorted) is the row
         order, and the per-task gradients, shaped like `eqx.filter(model,

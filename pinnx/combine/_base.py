@@ -18,7 +18,7 @@ it; `pinnx.fit` passes it. The input convention (leading task axis, params-shape
 is that of `optax.experimental.aggregating`.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import jax
@@ -289,5 +289,3 @@ def stateless_init(params: PyTree, *, tasks: Tasks = None) -> optax.EmptyState:
     del params, tasks
     return optax.EmptyState()
 
-
-Init = Callable[..., Any]
