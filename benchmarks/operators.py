@@ -120,6 +120,20 @@ def residual_and_step(pointwise: Callable, params: list, X: jax.Array):
     return jax.jit(residual), jax.jit(step)
 
 
+def ratio_rows(t: dict, names, base: str) -> list[list[str]]:
+    """Rows of (name, eval ms, step ms, eval ratio, step ratio) against `base`."""
+    return [
+        [
+            name,
+            f"{t[(name, 'res')]:.2f}",
+            f"{t[(name, 'step')]:.2f}",
+            f"{t[(name, 'res')] / t[(base, 'res')]:.2f}x",
+            f"{t[(name, 'step')] / t[(base, 'step')]:.2f}x",
+        ]
+        for name in names
+    ]
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
@@ -150,16 +164,7 @@ def bench_burgers(X, params, rounds, repeats):
         cases[(name, "step")] = timed(step, params, X)
     t = medians(cases, rounds, repeats)
     base = "(b) pinnx.operators (nested jvp)"
-    rows = [
-        [
-            name,
-            f"{t[(name, 'res')]:.2f}",
-            f"{t[(name, 'step')]:.2f}",
-            f"{t[(name, 'res')] / t[(base, 'res')]:.2f}x",
-            f"{t[(name, 'step')] / t[(base, 'step')]:.2f}x",
-        ]
-        for name in methods
-    ]
+    rows = ratio_rows(t, methods, base)
     table(
         f"Burgers residual, 4x64 tanh MLP, {X.shape[0]} points (median ms; ratio to pinnx)",
         ["method", "residual", "grad step", "residual/pinnx", "step/pinnx"],
@@ -229,16 +234,7 @@ def bench_laplacian(X, params, rounds, repeats):
         cases[(name, "step")] = timed(step, params, X)
     t = medians(cases, rounds, repeats)
     base = "pinnx.laplacian (loop of jvp-of-jvp)"
-    rows = [
-        [
-            name,
-            f"{t[(name, 'res')]:.2f}",
-            f"{t[(name, 'step')]:.2f}",
-            f"{t[(name, 'res')] / t[(base, 'res')]:.2f}x",
-            f"{t[(name, 'step')] / t[(base, 'step')]:.2f}x",
-        ]
-        for name in methods
-    ]
+    rows = ratio_rows(t, methods, base)
     table(
         f"Laplacian, d={X.shape[1]} inputs, 4x64 tanh MLP (median ms; ratio to pinnx)",
         ["method", "eval", "grad step", "eval/pinnx", "step/pinnx"],

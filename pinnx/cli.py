@@ -17,24 +17,21 @@ from typing import Any
 
 import optax
 
+from . import combine
+from .combine import Combiner
+
 __all__ = ["main", "parse_combiner", "COMBINERS", "OPTIMIZERS"]
 
 
-def _combiners() -> dict[str, Callable[..., Any]]:
-    from . import combine
-
-    return {
-        "sum": combine.sum,
-        "mean": combine.mean,
-        "weighted": combine.weighted,
-        "pcgrad": combine.pcgrad,
-        "cosine_gate": combine.cosine_gate,
-        "per_task": combine.per_task,
-    }
-
-
-COMBINERS = tuple(sorted(["sum", "mean", "weighted", "pcgrad", "cosine_gate", "per_task"]))
-"""Names of the pinnx combiners the command line knows."""
+COMBINERS: dict[str, Callable[..., Any]] = {
+    "cosine_gate": combine.cosine_gate,
+    "mean": combine.mean,
+    "pcgrad": combine.pcgrad,
+    "per_task": combine.per_task,
+    "sum": combine.sum,
+    "weighted": combine.weighted,
+}
+"""pinnx combiners the command line knows, by name."""
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam,
@@ -94,14 +91,13 @@ def _part(text: str, learning_rate: Any) -> Any:
         if name == "per_task":
             if len(node.args) != 1 or node.keywords:
                 raise SpecError("per_task takes one optax transform, e.g. per_task(scale_by_adam)")
-            return _combiners()["per_task"](_part(ast.unparse(node.args[0]), learning_rate))
+            return COMBINERS["per_task"](_part(ast.unparse(node.args[0]), learning_rate))
         args = [_literal(a) for a in node.args]
         kwargs = {k.arg: _literal(k.value) for k in node.keywords}
     else:
         raise SpecError(f"cannot parse {text!r}: expected name or name(arguments)")
-    combiners = _combiners()
-    if name in combiners:
-        factory = combiners[name]
+    if name in COMBINERS:
+        factory = COMBINERS[name]
     elif name in OPTIMIZERS:
         factory = OPTIMIZERS[name]
         if name in _NEEDS_LR and not args and "learning_rate" not in kwargs:
@@ -124,8 +120,6 @@ def parse_combiner(spec: str, learning_rate: Any = 1e-3) -> optax.GradientTransf
     schedule). A spec with no pinnx part (e.g. `"adam"`) is a plain optax optimizer on the
     summed loss.
     """
-    from .combine import Combiner
-
     parts = [_part(p, learning_rate) for p in _split(spec)]
     out = parts[0]
     for p in parts[1:]:

@@ -297,8 +297,11 @@ def fit(
             norms_log.append(np.asarray(n))
             cos_log.append(np.asarray(c))
         if eval_fn is not None and (step % eval_every == 0 or step == steps):
-            evals.append((step, {m: float(v) for m, v in
-                                 eval_fn(eqx.combine(p, static)).items()}))
+            metrics = eval_fn(eqx.combine(p, static))
+            if not isinstance(metrics, Mapping):
+                raise ValueError(f"eval_fn must return a dict of numbers, got "
+                                 f"{type(metrics).__name__}")
+            evals.append((step, {m: float(v) for m, v in metrics.items()}))
 
     bar = tqdm(total=steps, disable=not progress, desc="pinnx.fit", dynamic_ncols=True)
     record(0, carry)

@@ -67,6 +67,10 @@ def test_weighted_errors():
             grads, None, losses={"a": 0.0, "b": 0.0, "x": 0.0})
     with pytest.raises((ValueError, TypeError)):  # TypeError: jaxtyping's runtime check
         pc.weighted([[1.0]])
+    with pytest.raises(ValueError, match="finite weights"):
+        pc.weighted([1.0, float("nan")])
+    with pytest.raises(ValueError, match="finite weights"):
+        pc.weighted({"a": float("inf")})
 
 
 def test_weighted_with_inject_hyperparams():

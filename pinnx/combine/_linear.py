@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ..tasks import num_tasks, task_names
@@ -66,6 +67,7 @@ def weighted(
         by_name = dict(weights)
         if not by_name:
             raise ValueError("weighted() needs at least one weight")
+        _check_finite(list(by_name.values()))
 
         def named(k, updates, extra):
             losses = extra.get("losses")
@@ -88,6 +90,8 @@ def weighted(
     w = jnp.asarray(weights)
     if w.ndim != 1 or w.shape[0] < 1:
         raise ValueError(f"weighted() needs a 1-D sequence of weights, got shape {w.shape}")
+    if not isinstance(w, jax.core.Tracer):  # traced under inject_hyperparams: unchecked
+        _check_finite(w)
 
     def fixed(k, updates, extra):
         if w.shape[0] != k:
@@ -97,6 +101,11 @@ def weighted(
 
     label = "weighted(...)" if isinstance(weights, jax.Array) else f"weighted({list(weights)})"
     return _linear(fixed, label)
+
+
+def _check_finite(weights) -> None:
+    if not np.all(np.isfinite(np.asarray(weights, np.float64))):
+        raise ValueError(f"weighted() needs finite weights, got {list(np.ravel(weights))}")
 
 
 def _dtype(tree: PyTree[Array]):
