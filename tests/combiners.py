@@ -4,9 +4,17 @@ Every combiner pinnx ships must appear here. `make(k)` builds it for K tasks and
 chain that ends at an aggregator (task transforms are composed with `pinnx.mean()`).
 Methods that rescale coordinates per task (per-task Adam) are not expected to stop on the
 Pareto set of two quadratics, only inside the box spanned by the two optima: they are listed
-in `COORDINATEWISE`.
+in `COORDINATEWISE`. Methods whose fixed points are not Pareto-stationary by design (random
+or robust aggregation) are listed in `NOT_PARETO` with the reason, and skip that check.
+
+Each family of methods keeps its own registry module (combiners_<family>.py) with the same
+three names; they are merged here.
 """
 
+import combiners_closed
+import combiners_qp
+import combiners_robust
+import combiners_weightings
 import optax
 
 import pinnx.combine as pc
@@ -25,3 +33,9 @@ CASES = {
 }
 
 COORDINATEWISE = {"per_task_adam"}
+NOT_PARETO: dict[str, str] = {}
+
+for _family in (combiners_qp, combiners_closed, combiners_robust, combiners_weightings):
+    CASES.update(_family.CASES)
+    COORDINATEWISE |= set(getattr(_family, "COORDINATEWISE", ()))
+    NOT_PARETO.update(getattr(_family, "NOT_PARETO", {}))
