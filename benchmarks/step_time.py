@@ -6,14 +6,16 @@ The set-up of ../shared/BENCHMARKS.md ("Speed"): a Burgers PINN, 4 tanh layers o
 - hand: a hand-written step: nested `jax.jvp` for u_x, u_xx and u_t, the summed loss,
   `jax.value_and_grad`, `optax.adam`;
 - pinnx vanilla: the step `pinnx.fit` scans, with `optax.adam` on the summed loss;
-- pinnx pcgrad: the same step with `pinnx.pcgrad() | optax.adam(...)`, i.e. per-task
-  gradients (`pinnx.task_grads`) and the PCGrad aggregator.
+- pinnx <combiner>: the same step with `<combiner> | optax.adam(...)`, i.e. per-task
+  gradients (`pinnx.task_grads`, K = 3) and the combiner, for every combiner of
+  `combiner_scaling.COMBINERS` (or those named by `--only`).
 
 Each step runs inside one jitted `lax.scan` of `--steps` steps (so no Python dispatch is
 timed); the variants are interleaved over `--rounds` rounds and the median is reported.
-Targets: pinnx vanilla <= 1.05x hand, pcgrad <= 1.15x hand.
+Targets: pinnx vanilla <= 1.05x hand, every aggregator <= 1.15x hand.
 
-Run: `python benchmarks/step_time.py [--steps 200] [--rounds 7] [--json out.json]`
+Run: `python benchmarks/step_time.py [--steps 200] [--rounds 7] [--only pcgrad,mgda]
+[--json out.json]`
 """
 
 import argparse
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from combiner_scaling import COMBINERS
 
 import pinnx
 from pinnx.train import _Carry, _make_step
@@ -93,8 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="steps per timed scan")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--only", help="comma-separated combiner names (default: all)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(COMBINERS)
 
     problem = pinnx.problems.burgers(n_pde=2000, n_ic=200, n_bc=200)
     batch = problem.sample(jax.random.key(1))
@@ -102,8 +107,10 @@ def main() -> None:
     variants = {
         "hand-written JAX": hand_written(batch, lr),
         "pinnx vanilla (adam)": pinnx_step(problem, batch, optax.adam(lr)),
-        "pinnx pcgrad | adam": pinnx_step(problem, batch, pinnx.pcgrad() | optax.adam(lr)),
     }
+    for name in names:
+        variants[f"pinnx {name}"] = pinnx_step(problem, batch,
+                                               COMBINERS[name](3) | optax.adam(lr))
     runners = {}
     for name, (step, carry) in variants.items():
         run = jax.jit(lambda c, s=step: jax.lax.scan(s, c, jnp.arange(args.steps))[0])
@@ -122,12 +129,12 @@ def main() -> None:
     print(f"\nBurgers 4x64 tanh, 2000/200/200 points, Adam; {args.steps} steps per scan, "
           f"median of {args.rounds} rounds; jax {jax.__version__} on {jax.devices()[0]} "
           f"({device})")
-    print(f"{'step':<24}{'ms/step':>10}{'ratio':>8}{'min ms':>9}{'max ms':>9}")
+    print(f"{'step':<32}{'ms/step':>10}{'ratio':>8}{'min ms':>9}{'max ms':>9}")
     results = {}
     for name, ts in times.items():
         med = float(np.median(ts))
         results[name] = {"ms_per_step": med, "ratio": med / base, "all_ms": ts}
-        print(f"{name:<24}{med:>10.2f}{med / base:>8.3f}{min(ts):>9.2f}{max(ts):>9.2f}")
+        print(f"{name:<32}{med:>10.2f}{med / base:>8.3f}{min(ts):>9.2f}{max(ts):>9.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device, "jax": jax.__version__, "results": results}, f,

@@ -24,11 +24,35 @@ __all__ = ["main", "parse_combiner", "COMBINERS", "OPTIMIZERS"]
 
 
 COMBINERS: dict[str, Callable[..., Any]] = {
+    "aligned_mtl": combine.aligned_mtl,
+    "cagrad": combine.cagrad,
+    "config": combine.config,
     "cosine_gate": combine.cosine_gate,
+    "dcgd": combine.dcgd,
+    "dualproj": combine.dualproj,
+    "dwa": combine.dwa,
+    "grad_norm_weights": combine.grad_norm_weights,
+    "graddrop": combine.graddrop,
+    "gradnorm": combine.gradnorm,
+    "gradvac": combine.gradvac,
+    "imtl_g": combine.imtl_g,
+    "krum": combine.krum,
+    "lra": combine.lra,
+    "m_config": combine.m_config,
     "mean": combine.mean,
+    "mgda": combine.mgda,
+    "multiadam": combine.multiadam,
+    "nash_mtl": combine.nash_mtl,
+    "ntk_weights": combine.ntk_weights,
     "pcgrad": combine.pcgrad,
     "per_task": combine.per_task,
+    "random": combine.random,
+    "relobralo": combine.relobralo,
+    "softadapt": combine.softadapt,
     "sum": combine.sum,
+    "trimmed_mean": combine.trimmed_mean,
+    "uncertainty": combine.uncertainty,
+    "upgrad": combine.upgrad,
     "weighted": combine.weighted,
 }
 """pinnx combiners the command line knows, by name."""
@@ -128,9 +152,21 @@ def parse_combiner(spec: str, learning_rate: Any = 1e-3) -> optax.GradientTransf
     return out
 
 
+def _warmup_cosine(lr: float, steps: int) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(0.0, lr, min(500, steps // 10 + 1), steps, 1e-5)
+
+
+def _step_decay(lr: float, steps: int) -> optax.Schedule:
+    del steps
+    return optax.exponential_decay(lr, transition_steps=1000, decay_rate=0.9, staircase=True)
+
+
 DEFAULTS = {
     "burgers": dict(combiner="pcgrad | adam", steps=25000, width=32, depth=4, n_pde=2000,
-                    lr=2e-3, resample_every=200),
+                    lr=2e-3, resample_every=200, schedule=_warmup_cosine),
+    # the learning-rate-annealing paper's set-up (Wang, Teng, Perdikaris 2021)
+    "helmholtz": dict(combiner="pcgrad | adam", steps=40000, width=50, depth=3,
+                      n_pde=128, lr=1e-3, resample_every=1, schedule=_step_decay),
 }
 
 
@@ -147,8 +183,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     defaults = DEFAULTS.get(args.problem, DEFAULTS["burgers"])
     steps = args.steps or defaults["steps"]
-    lr = optax.warmup_cosine_decay_schedule(0.0, args.lr or defaults["lr"],
-                                            min(500, steps // 10 + 1), steps, 1e-5)
+    lr = defaults["schedule"](args.lr or defaults["lr"], steps)
     spec = args.combiner or defaults["combiner"]
     try:
         optimizer = parse_combiner(spec, lr)
@@ -208,20 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="train a PINN on a built-in problem and report its error",
         description="Train a PINN on a built-in problem, print its relative L2 error against "
-        "the reference solution, and write a figure and metrics.json to --out.",
+        "the reference solution, and write a figure and metrics.json to --out. Defaults: "
+        + "; ".join(f"{name}: \"{d['combiner']}\", {d['steps']} steps, {d['depth']}x"
+                    f"{d['width']} tanh, {d['n_pde']} residual points, lr {d['lr']:g}"
+                    for name, d in DEFAULTS.items()),
     )
     run.add_argument("problem", help="problem name (see `pinnx list`), e.g. burgers")
     run.add_argument("--combiner", help="chain spec, e.g. \"cosine_gate(main=pde) | pcgrad | "
-                     "adam\" (default for burgers: \"pcgrad | adam\"); \"adam\" alone is the "
-                     "plain summed-loss baseline")
-    run.add_argument("--steps", type=int, help="training steps (default for burgers: 25000)")
+                     "adam\" (default per problem, listed above); \"adam\" alone is the plain "
+                     "summed-loss baseline")
+    run.add_argument("--steps", type=int, help="training steps (default per problem)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--out", default="runs", help="output folder (default runs/)")
-    run.add_argument("--lr", type=float, help="peak learning rate of the warmup-cosine "
-                     "schedule (default 2e-3)")
-    run.add_argument("--width", type=int, help="hidden units per layer (default 32)")
-    run.add_argument("--depth", type=int, help="hidden layers (default 4)")
-    run.add_argument("--points", type=int, help="residual points per batch (default 2000)")
+    run.add_argument("--lr", type=float, help="peak learning rate of the problem's schedule")
+    run.add_argument("--width", type=int, help="hidden units per layer")
+    run.add_argument("--depth", type=int, help="hidden layers")
+    run.add_argument("--points", type=int, help="residual points per batch")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
     lst = sub.add_parser("list", help="list problems and combiner parts")

@@ -23,6 +23,8 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from .combine import Aggregator, Chain, Combiner
+from .combine._ntk import ntk_traces
+from .residuals import Losses
 from .tasks import _check_losses, normalized_gram, task_grads
 
 __all__ = ["fit", "History", "NonFinite"]
@@ -136,8 +138,13 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
 
         def update(params, opt_state):
             if per_task:
-                loss_dict, grads = task_grads(losses, eqx.combine(params, static), batch)
-                updates, new_state = tx.update(grads, opt_state, params, losses=loss_dict)
+                model = eqx.combine(params, static)
+                loss_dict, grads = task_grads(losses, model, batch)
+                extra = {}
+                if isinstance(losses, Losses):  # lazy: traced only by transforms calling it
+                    extra["ntk_traces"] = lambda: ntk_traces(losses, model, batch)
+                updates, new_state = tx.update(grads, opt_state, params, losses=loss_dict,
+                                               **extra)
                 rows_ok = _row_finite(grads, k)
             else:
                 def total(p):
@@ -204,7 +211,10 @@ def fit(
     """Train `model` on `losses` with `optimizer` for `steps` steps.
 
     With a pinnx chain (it must hold an aggregator), every step computes the per-task
-    gradients (`pinnx.task_grads`) and passes them with `losses=` through the chain. With a
+    gradients (`pinnx.task_grads`) and passes them with `losses=` through the chain; when
+    `losses` is a `pinnx.residuals.Losses` it also passes `ntk_traces=`, a zero-argument
+    function computing the per-task NTK traces (`pinnx.ntk_traces`), which costs nothing
+    unless a transform such as `pinnx.ntk_weights` calls it. With a
     plain optax optimizer, every step uses the gradient of the summed loss and passes
     `value=`, `grad=` and `value_fn=` as extra arguments (so `optax.lbfgs` works too).
 

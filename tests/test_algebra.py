@@ -118,3 +118,10 @@ def test_task_count_argument():
         opt.init(PARAMS, tasks="pde")
     with pytest.raises(ValueError, match="at least 1"):
         opt.init(PARAMS, tasks=0)
+
+
+def test_per_task_keeps_its_task_count_inside_a_chain():
+    """per_task(tx, tasks=K) inside a `|` chain initialised without tasks= uses its own K."""
+    chain = pc.per_task(optax.scale_by_adam(), tasks=3) | pc.mean()
+    state = chain.init({"w": jnp.zeros(2)})
+    assert state[0].inner.mu["w"].shape == (3, 2)

@@ -23,7 +23,7 @@ def test_parse_specs():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("pcgard | adam", "unknown combiner part 'pcgard'; pinnx combiners: cosine_gate"),
+        ("pcgard | adam", "unknown combiner part 'pcgard'; pinnx combiners: aligned_mtl, cagrad"),
         ("pcgrad | | adam", "empty part"),
         ("pcgrad(", "cannot parse"),
         ("pcgrad(seed=1+) | adam", "cannot parse"),

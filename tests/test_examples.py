@@ -27,3 +27,13 @@ def test_burgers_comparison_runs(capsys):
     errors = _load("burgers_adam_vs_pcgrad").main(steps=20, seeds=1)
     assert set(errors) == {"adam", "pcgrad | adam"}
     assert "median" in capsys.readouterr().out
+
+
+def test_helmholtz_conflict_runs(tmp_path, capsys):
+    results = _load("helmholtz_conflict").main(
+        ["--steps", "4", "--seeds", "2", "--methods", "adam,pcgrad", "--out", str(tmp_path)])
+    assert set(results) == {"adam", "pcgrad"}
+    assert all(len(r["errors"]) == 2 and all(e > 0 for e in r["errors"])
+               for r in results.values())
+    assert (tmp_path / "helmholtz_conflict.png").stat().st_size > 5_000
+    assert "| PCGrad + Adam |" in capsys.readouterr().out

@@ -78,3 +78,26 @@ def test_plot_writes_a_png(problem, tmp_path):
     path = tmp_path / "fig.png"
     fig = problem.plot(model, None, path)
     assert path.stat().st_size > 10_000 and fig is not None
+
+
+def test_helmholtz_residual_vanishes_on_the_exact_solution():
+    from pinnx.problems import helmholtz
+    from pinnx.problems.helmholtz import helmholtz_solution
+
+    problem = helmholtz(n_pde=64, n_bc=40, a1=1.0, a2=4.0, k=1.0)
+    assert PROBLEMS["helmholtz"] is helmholtz
+    batch = problem.sample(jax.random.key(0))
+    assert batch["pde"].shape == (64, 2) and batch["bc"].shape == (40, 2)
+    on_edge = np.isclose(np.abs(np.asarray(batch["bc"])), 1.0).any(axis=1)
+    assert on_edge.all()
+    values = problem.losses.residuals(helmholtz_solution, batch)
+    np.testing.assert_allclose(values["pde"], 0, atol=1e-9)
+    np.testing.assert_allclose(values["bc"], 0, atol=1e-12)
+    # a field that is not a solution leaves the source: residual of u = 0 is -q
+    pts = batch["pde"]
+    q = (1 - 17 * np.pi**2) * np.asarray(helmholtz_solution(pts))
+    zero = problem.losses.residuals(lambda p: 0.0 * p[0], batch)["pde"]
+    np.testing.assert_allclose(zero, -q, rtol=1e-9, atol=1e-9)
+    exact = np.asarray(helmholtz_solution(jnp.asarray(problem.test_points)))
+    np.testing.assert_allclose(exact.reshape(problem.reference.shape), problem.reference,
+                               atol=1e-12)

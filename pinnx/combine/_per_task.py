@@ -36,13 +36,15 @@ def per_task(tx: optax.GradientTransformation, *, tasks: Tasks = None) -> TaskTr
         tasks: the number of tasks, if it cannot be given at init.
 
     References:
-        Yao, Su, Zhu, Huang, Cheng, Sun, Hu, Wang. "MultiAdam: Parameter-wise Scale-invariant
+        Yao, Su, Hao, Liu, Su, Zhu. "MultiAdam: Parameter-wise Scale-invariant
         Optimizer for Multiscale Training of Physics-informed Neural Networks". ICML 2023.
         https://arxiv.org/abs/2306.02816
     """
     label = "per_task(...)"
+    fixed = tasks
 
-    def init(params: PyTree, *, tasks: Tasks = tasks) -> PerTaskState:
+    def init(params: PyTree, *, tasks: Tasks = None) -> PerTaskState:
+        tasks = fixed if tasks is None else tasks
         shapes = jax.eval_shape(tx.init, params)
         if not jax.tree.leaves(shapes):
             return PerTaskState(inner=tx.init(params))

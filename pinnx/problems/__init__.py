@@ -2,8 +2,9 @@
 
 from ._problem import Problem, relative_l2
 from .burgers import burgers
+from .helmholtz import helmholtz
 
-PROBLEMS = {"burgers": burgers}
+PROBLEMS = {"burgers": burgers, "helmholtz": helmholtz}
 """Problem factories by command-line name."""
 
-__all__ = ["PROBLEMS", "Problem", "burgers", "relative_l2"]
+__all__ = ["PROBLEMS", "Problem", "burgers", "helmholtz", "relative_l2"]

@@ -1,0 +1,234 @@
+"""CAGrad: conflict-averse gradient descent (Liu et al., NeurIPS 2021)."""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..tasks import num_tasks
+from ._base import Aggregator
+from ._qp import (
+    QPInfo,
+    _active_set,
+    bucket,
+    default_tol,
+    log_info,
+    no_info,
+    pad,
+    scaled_gram,
+    task_stats,
+    unit_combination,
+    unpad,
+)
+
+__all__ = ["cagrad", "cagrad_weights", "CAGradState"]
+
+
+class CAGradState(NamedTuple):
+    """State of `cagrad`: what the last solve did, for logging. `iterations` counts the
+    evaluations of the root function (one simplex QP each); `converged` requires the root
+    and every inner QP to have converged; `residual` is |t - ||J^T w(t)||| / t at the
+    returned t."""
+
+    info: QPInfo
+
+
+# jitted per padded size (see _qp.pad): copies of task 0 leave the problem unchanged
+@functools.partial(jax.jit, static_argnames=("tol", "max_iter"))
+def _cagrad_dual(gram, b, phi, lo, tol, max_iter):
+    """w = argmin_{w in simplex} b . w + phi ||J^T w||, with b = G 1/K, phi = c ||g0||.
+
+    For t > 0 let w(t) solve the simplex QP min 1/2 w^T G w + (t / phi) b . w, i.e. J^T w(t)
+    is the point of the hull closest to -(t / phi) g0. Its optimality conditions are those
+    of the problem above exactly when t = ||J^T w(t)|| > 0, so w = w(t*) for a positive
+    root t* of h(t) = ||J^T w(t)|| - t. h is Lipschitz and h(max_k ||g_k||) <= 0; if
+    h(lo) > 0 for a small lo > 0, a root lies in (lo, max_k ||g_k||] and is found by
+    regula falsi with the Illinois modification (superlinear on the smooth pieces of h,
+    never leaves the bracket). (t = 0 is a spurious root when 0 is in the hull.) If
+    h(lo) <= 0, the optimum has ||J^T w|| <= lo: Pareto-stationary, w = w(lo) is returned.
+    """
+    dtype = gram.dtype
+    inv_phi = jnp.where(phi > 0, 1 / jnp.where(phi > 0, phi, 1), 0)
+    qp_max_iter = 4 * gram.shape[0] + 10
+    hi = jnp.maximum(jnp.sqrt(jnp.maximum(jnp.max(jnp.diagonal(gram)), 0)), lo)
+
+    def cond(s):
+        *_, it, done = s
+        return (~done) & (it < max_iter)
+
+    def body(s):
+        # step 0 evaluates h(lo), step 1 h(hi), later steps regula falsi inside the bracket
+        # (a, b) with h(a) > 0 >= h(b); `side` remembers which end moved last. One loop
+        # keeps a single copy of the QP solver in the compiled code.
+        a, fa, bb, fb, side, _, _, _, ok, it, _ = s
+        denom = fa - fb
+        t = jnp.where(denom > 0, (bb * fa - a * fb) / jnp.where(denom > 0, denom, 1),
+                      (a + bb) / 2)
+        t = jnp.where(it == 0, lo, jnp.where(it == 1, hi, jnp.clip(t, a, bb)))
+        w, info = _active_set(gram, t * inv_phi * b, tol, qp_max_iter, simplex=True)
+        ft = jnp.sqrt(jnp.maximum(w @ gram @ w, 0)) - t
+        right = ft < 0  # the root is left of t: t becomes the right end
+        a_new = jnp.where(right, a, t)
+        fa_new = jnp.where(right, jnp.where(side == -1, fa / 2, fa), ft)
+        b_new = jnp.where(right, t, bb)
+        fb_new = jnp.where(right, ft, jnp.where(side == 1, fb / 2, fb))
+        side_new = jnp.where(right, -1, 1).astype(jnp.int32)
+        done = (jnp.abs(ft) <= tol * jnp.maximum(t, tol)) | (b_new - a_new <= tol * t)
+        first, second = it == 0, it == 1
+        # h(lo) <= 0: no root above lo (Pareto-stationary); h(hi) >= 0: the root is hi
+        done = jnp.where(first, ft <= 0, jnp.where(second, ft >= 0, done))
+        a_new = jnp.where(first | second, a, a_new)
+        b_new = jnp.where(first | second, bb, b_new)
+        fa_new = jnp.where(first, ft, jnp.where(second, fa, fa_new))
+        fb_new = jnp.where(first, fb, jnp.where(second, ft, fb_new))
+        side_new = jnp.where(first | second, 0, side_new).astype(jnp.int32)
+        return (a_new, fa_new, b_new, fb_new, side_new, w, ft, t, ok & info.converged,
+                it + 1, done)
+
+    k = gram.shape[0]
+    nan = jnp.full((), jnp.nan, dtype)
+    init = (lo, nan, hi, nan, jnp.array(0, jnp.int32), jnp.full((k,), 1 / k, dtype), nan, lo,
+            jnp.array(True), jnp.array(0, jnp.int32), jnp.array(False))
+    _, _, _, _, _, w, ft, t, ok, it, done = jax.lax.while_loop(cond, body, init)
+    residual = jnp.abs(ft) / jnp.maximum(t, jnp.finfo(dtype).tiny)
+    # stopped at once because h(lo) <= 0 (Pareto-stationary): nothing left to solve
+    residual = jnp.where(done & (it == 1), jnp.zeros_like(residual), residual)
+    info = QPInfo(iterations=it, converged=done & ok, residual=residual)
+    return w, info
+
+
+def cagrad_weights(
+    norms: Float[Array, " tasks"],
+    cos: Float[Array, "tasks tasks"],
+    c: float = 0.5,
+    *,
+    norm_eps: float = 1e-4,
+    tol: float | None = None,
+    max_iter: int = 64,
+) -> tuple[Float[Array, " tasks"], QPInfo]:
+    """CAGrad as a weighting of the Gram matrix, in the unit-direction basis.
+
+    With G rescaled by the largest squared norm (the weights are scale-free), solves
+    w = argmin_{w in simplex} w . (G 1/K) + c ||g0|| sqrt(w^T G w) and returns the
+    coefficients of d = g0 + (c ||g0|| / ||J^T w||) J^T w on the unit directions
+    (zero when ||J^T w|| < norm_eps ||J||_F, as in torchjd).
+
+    Args:
+        norms: (K,) task gradient norms.
+        cos: (K, K) cosine matrix of the task gradients.
+        c: radius of the ball around g0, relative to ||g0||.
+        norm_eps: zeroing threshold (see `cagrad`).
+        tol: relative tolerance of the root and of the inner QPs (default 1e-5 / 1e-10 in
+            float32 / 64).
+        max_iter: cap on evaluations of h (two of them bracket the root).
+
+    Returns:
+        `(beta, info)`: (K,) coefficients on the unit directions and the solve's `QPInfo`.
+    """
+    k = norms.shape[0]
+    dtype = norms.dtype
+    if c == 0:  # d = g0: nothing to solve
+        info = QPInfo(jnp.array(0, jnp.int32), jnp.array(True), jnp.zeros((), dtype))
+        return norms / k, info
+    tol = default_tol(dtype) if tol is None else tol
+    gram, b, phi, lo = _setup(norms, cos, c, norm_eps)
+    padded_gram, padded_b = pad(gram, b, bucket(k), simplex=True)
+    w, info = _cagrad_dual(padded_gram, padded_b, phi, lo, tol=float(tol),
+                           max_iter=int(max_iter))
+    return _finish(unpad(w, k, simplex=True), gram, phi, norms, norm_eps), info
+
+
+@functools.partial(jax.jit, static_argnames=("c", "norm_eps"))
+def _setup(norms, cos, c, norm_eps):
+    """G / max norm^2, b = G 1/K (= J g0), phi = c ||g0|| in those units, and the lower end
+    of the root search, a tenth of the zeroing threshold norm_eps ||J||_F (at least a few
+    ulps of ||J||_F)."""
+    k = norms.shape[0]
+    gram = scaled_gram(norms, cos)
+    b = gram @ jnp.full((k,), 1 / k, gram.dtype)
+    phi = c * jnp.sqrt(jnp.maximum(jnp.sum(b) / k, 0))  # ||g0||^2 = 1^T G 1 / K^2
+    frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))
+    lo = max(0.1 * norm_eps, 10 * float(jnp.finfo(gram.dtype).eps)) * frob
+    return gram, b, phi, lo
+
+
+@functools.partial(jax.jit, static_argnames=("norm_eps",))
+def _finish(w, gram, phi, norms, norm_eps):
+    """Coefficients of d = g0 + phi / ||J^T w|| J^T w on the unit directions (0 near the
+    Pareto set, as in torchjd)."""
+    k = norms.shape[0]
+    gw = jnp.sqrt(jnp.maximum(w @ gram @ w, 0))
+    frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))  # ||J||_F in the same units
+    far = (gw >= norm_eps * frob) & (gw > 0)
+    weights = 1 / k + phi / jnp.where(far, gw, 1) * w
+    return jnp.where(far, weights, jnp.zeros_like(weights)) * norms
+
+
+def cagrad(
+    c: float = 0.5,
+    *,
+    rescale: int = 0,
+    norm_eps: float = 1e-4,
+    tol: float | None = None,
+    max_iter: int = 64,
+) -> Aggregator:
+    """CAGrad: the update in a ball around the mean gradient that helps the worst task most.
+
+    With g0 = (1/K) sum_k g_k, CAGrad solves max_{||d - g0|| <= c ||g0||} min_k g_k . d.
+    Its dual over the simplex is w = argmin_w w . (J g0) + c ||g0|| ||J^T w||, and
+    d = g0 + (c ||g0|| / ||J^T w||) J^T w. So c = 0 gives the mean; larger c moves towards
+    MGDA's min-norm direction (for c >= 1 the ball contains 0 and CAGrad can stop at
+    Pareto-stationary points). When ||J^T w|| < norm_eps ||J||_F (the min-norm point of the
+    hull is ~0: Pareto-stationary), d = 0, as in torchjd.
+
+    The dual is not a QP (the norm is not squared). It is solved as a scalar root search
+    over QPs: for t > 0, let J^T w(t) be the point of the convex hull of the rows closest
+    to -(t / (c ||g0||)) g0 (a simplex QP, `pinnx.combine._qp.simplex_qp`); the dual's
+    optimality conditions hold exactly when t = ||J^T w(t)||. The root is bracketed in
+    [0, max_k ||g_k||] and found by regula falsi (Illinois variant), to relative
+    tolerance `tol`. The number of root steps, the convergence flag (root and every inner
+    QP) and the residual are kept in the state (`CAGradState.info`).
+
+    Input: per-task gradients (leaves with a leading task axis K); output: one
+    params-shaped gradient. Scale-safe: solved on norms and cosines.
+
+    Args:
+        c: radius of the ball, relative to ||g0|| (the paper's c; 0.5 by default in the
+            paper's multi-task experiments). c = 0 is the mean.
+        rescale: as the official code's `rescale`: 0 returns d (torchjd's convention),
+            1 returns d / (1 + c^2) (the official code's default), 2 returns d / (1 + c).
+        norm_eps: below this ||J^T w|| / ||J||_F, return 0.
+        tol: relative tolerance of the root and of the inner QPs (default 1e-5 in float32,
+            1e-10 in float64).
+        max_iter: cap on evaluations of the root function (each one a simplex QP; the
+            first two bracket the root).
+
+    Example:
+        >>> opt = pinnx.cagrad(c=0.5) | optax.adam(1e-3)
+
+    References:
+        Liu, Liu, Jin, Stone, Liu. "Conflict-Averse Gradient Descent for Multi-task
+        Learning". NeurIPS 2021. https://arxiv.org/abs/2110.14048
+    """
+    if c < 0:
+        raise ValueError(f"cagrad: c must be non-negative, got {c}")
+    if rescale not in (0, 1, 2):
+        raise ValueError(f"cagrad: rescale must be 0, 1 or 2, got {rescale}")
+    factor = (1.0, 1 / (1 + c**2), 1 / (1 + c))[rescale]
+
+    def init(params, *, tasks=None):
+        del params, tasks
+        return CAGradState(info=no_info())
+
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
+        num_tasks(updates)
+        norms, cos = task_stats(updates)
+        beta, info = cagrad_weights(norms, cos, c, norm_eps=norm_eps, tol=tol,
+                                    max_iter=max_iter)
+        return (unit_combination(beta * factor, norms, updates),
+                CAGradState(info=log_info(info)))
+
+    return Aggregator(init, update).labelled(f"cagrad(c={c})")

@@ -1,0 +1,104 @@
+"""Dynamic weight average (Liu, Johns, Davison, CVPR 2019)."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ..tasks import num_tasks
+from ._base import Tasks, TaskTransform, count_tasks
+from ._loss_weighting import (
+    all_positive,
+    check_rows,
+    loss_vector,
+    scale_rows,
+    scaled_softmax,
+    state_dtype,
+)
+
+__all__ = ["dwa", "DWAState"]
+
+
+class DWAState(NamedTuple):
+    """State of `dwa`.
+
+    Attributes:
+        weights: (K,) the weights of the current step (they average to 1).
+        last_losses: (K,) L(t-1), the losses of the last valid update.
+        earlier_losses: (K,) L(t-2), those of the valid update before it.
+        count: number of valid loss records so far.
+        skipped: number of updates whose losses were not recorded (a loss zero, negative or
+            not finite) or whose loss ratios overflowed (the weights then stay as they are).
+    """
+
+    weights: Float[Array, " tasks"]
+    last_losses: Float[Array, " tasks"]
+    earlier_losses: Float[Array, " tasks"]
+    count: Int[Array, ""]
+    skipped: Int[Array, ""]
+
+
+def dwa(temperature: float = 2.0, *, tasks: Tasks = None) -> TaskTransform:
+    """Dynamic weight average: weight each loss by how slowly it decreased recently.
+
+    With w_k = L_k(t-1) / L_k(t-2), the ratio of each task's last two recorded losses,
+
+        lambda_k(t) = K exp(w_k / T) / sum_j exp(w_j / T),
+
+    and lambda = 1 until two losses are recorded. Row k of step t is multiplied by
+    lambda_k(t), which depends only on earlier losses; the step's own losses (from
+    `losses=`) are then recorded. The paper's t counts epochs (losses averaged over an
+    epoch); here it counts updates: pass epoch-averaged losses to follow it exactly.
+
+    Losses must be positive: a step whose losses are zero, negative or not finite is not
+    recorded (`state.skipped` counts it) and the weights stay as they are; a ratio that
+    overflows leaves the weights unchanged too.
+
+    Args:
+        temperature: T, the softmax temperature (the paper uses 2).
+        tasks: the number of tasks, if it cannot be given at init (inside `optax.chain`).
+
+    Shapes: K task rows in, K rows out; `DWAState.weights` is (K,).
+
+    Example:
+        >>> opt = pinnx.dwa(temperature=2.0) | pinnx.sum() | optax.adam(1e-3)
+
+    References:
+        Liu, Johns, Davison. "End-to-End Multi-Task Learning with Attention". CVPR 2019.
+        https://arxiv.org/abs/1803.10704
+    """
+    if not temperature > 0:
+        raise ValueError(f"dwa temperature must be positive, got {temperature}")
+    label = f"dwa(temperature={temperature})"
+    bound = tasks
+
+    def init(params, *, tasks: Tasks = None) -> DWAState:
+        k = count_tasks(bound if tasks is None else tasks, label)
+        ones = jnp.ones((k,), state_dtype(params))
+        zero = jnp.zeros((), jnp.int32)
+        return DWAState(ones, ones, ones, zero, zero)
+
+    def update(updates, state, params=None, *, losses=None, **extra_args):
+        del params, extra_args
+        k = num_tasks(updates)
+        check_rows(state.weights.shape[0], k, label)
+        values = loss_vector(losses, k, "dwa", state.weights.dtype)
+        # weights of this step, from the two losses recorded before it (positive by
+        # construction: only valid losses are recorded)
+        ratio = state.last_losses / state.earlier_losses
+        computed = scaled_softmax(jnp.where(jnp.isfinite(ratio), ratio, 0) / temperature)
+        ready = state.count >= 2
+        usable = ready & jnp.all(jnp.isfinite(ratio)) & jnp.all(jnp.isfinite(computed))
+        weights = jnp.where(usable, computed, state.weights)
+        ok = all_positive(values)
+        skip = ~ok | (ready & ~usable)
+        new = DWAState(
+            weights=weights,
+            last_losses=jnp.where(ok, values, state.last_losses),
+            earlier_losses=jnp.where(ok, state.last_losses, state.earlier_losses),
+            count=state.count + ok.astype(jnp.int32),
+            skipped=state.skipped + skip.astype(jnp.int32),
+        )
+        return scale_rows(weights, updates), new
+
+    return TaskTransform(init, update).labelled(label)

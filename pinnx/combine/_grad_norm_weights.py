@@ -1,0 +1,88 @@
+"""Gradient-norm loss weights (Wang et al. 2023, "An expert's guide to training PINNs")."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ..tasks import normalized_gram, num_tasks
+from ._base import Tasks, TaskTransform, count_tasks
+from ._loss_weighting import check_rows, ema, inverse_share, scale_rows, state_dtype
+
+__all__ = ["grad_norm_weights", "GradNormWeightsState"]
+
+
+class GradNormWeightsState(NamedTuple):
+    """State of `grad_norm_weights`.
+
+    Attributes:
+        weights: (K,) the current loss weights lambda_k.
+        count: number of updates seen (the step counter of the `every` period).
+        skipped: number of due weight updates at which some task's estimate was undefined
+            (a zero or non-finite gradient), so that weight kept its value.
+    """
+
+    weights: Float[Array, " tasks"]
+    count: Int[Array, ""]
+    skipped: Int[Array, ""]
+
+
+def grad_norm_weights(
+    alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
+) -> TaskTransform:
+    """Global weights that give every task's weighted gradient the same norm.
+
+    Every `every` steps (from the first on),
+
+        lambda_hat_k = (sum_j ||g_j||) / ||g_k||,
+        lambda_k    <- (1 - alpha) lambda_k + alpha lambda_hat_k,
+
+    starting from lambda = 1, so that lambda_hat_k ||g_k|| = sum_j ||g_j|| for every k. Row
+    k is multiplied by lambda_k; a step uses the weights updated at that step. Norms are
+    computed scale-safely (`pinnx.tasks.normalized_gram`). A zero or non-finite row has no
+    estimate: its weight keeps its value and `state.skipped` counts the step.
+
+    The reference code (jaxpi) uses the mean of the norms instead of their sum (weights K
+    times smaller; the same update direction after any scale-free optimizer such as Adam)
+    and adds 1e-5 * mean to the denominator; here the sum of the paper's formula is used and
+    undefined estimates are skipped instead.
+
+    Args:
+        alpha: weight of the new estimate in the moving average (the paper's 1 - 0.9).
+        every: update period in steps (the paper uses 1000).
+        tasks: the number of tasks, if it cannot be given at init (inside `optax.chain`).
+
+    Shapes: K task rows in, K rows out; `GradNormWeightsState.weights` is (K,).
+
+    Example:
+        >>> opt = pinnx.grad_norm_weights(every=100) | pinnx.sum() | optax.adam(1e-3)
+
+    References:
+        Wang, Sankaran, Wang, Perdikaris. "An Expert's Guide to Training Physics-informed
+        Neural Networks". 2023. https://arxiv.org/abs/2308.08468 ; code: jaxpi,
+        https://github.com/PredictiveIntelligenceLab/jaxpi
+    """
+    if not 0 < alpha <= 1:
+        raise ValueError(f"grad_norm_weights alpha must lie in (0, 1], got {alpha}")
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"grad_norm_weights every must be a positive int, got {every!r}")
+    label = f"grad_norm_weights(alpha={alpha}, every={every})"
+    bound = tasks
+
+    def init(params, *, tasks: Tasks = None) -> GradNormWeightsState:
+        k = count_tasks(bound if tasks is None else tasks, label)
+        return GradNormWeightsState(jnp.ones((k,), state_dtype(params)),
+                                    jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
+        k = num_tasks(updates)
+        check_rows(state.weights.shape[0], k, label)
+        norms, _ = normalized_gram(updates)
+        est, defined = inverse_share(norms)
+        weights, skip = ema(state.weights, est, defined, alpha, state.count % every == 0)
+        new = GradNormWeightsState(weights, state.count + 1,
+                                   state.skipped + skip.astype(jnp.int32))
+        return scale_rows(weights, updates), new
+
+    return TaskTransform(init, update).labelled(label)

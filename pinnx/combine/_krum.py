@@ -1,0 +1,142 @@
+"""Krum and Multi-Krum (Blanchard et al., NeurIPS 2017)."""
+
+import operator
+import warnings
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..tasks import normalized_gram, num_tasks
+from ._base import Aggregator, stateless_init, weighted_sum
+
+__all__ = ["krum", "krum_scores", "krum_weights"]
+
+
+def krum_scores(
+    norms: Float[Array, " tasks"],
+    cos: Float[Array, "tasks tasks"],
+    n_byzantine: int,
+    squared: bool = True,
+) -> Float[Array, " tasks"]:
+    """Krum's score of every row: the sum of its distances to its K - f - 2 nearest rows.
+
+    Distances come from the Gram matrix, ||g_i - g_j||^2 = n_i^2 + n_j^2 - 2 n_i n_j c_ij,
+    in units of the largest norm (so 1e20-scale rows do not overflow in float32); the
+    scores are therefore divided by max_k ||g_k||^2 (squared) or max_k ||g_k||. Rounding
+    leaves an absolute error of about eps (squared) or sqrt(eps) (not squared) on each
+    scaled distance, so near-duplicate rows may be ranked either way.
+
+    Args:
+        norms: (K,) task gradient norms.
+        cos: (K, K) cosine matrix of the task gradients.
+        n_byzantine: f, the number of rows that may be arbitrary; needs K >= f + 3.
+        squared: sum squared distances (Blanchard et al.); False sums distances (torchjd).
+
+    Returns:
+        scores: (K,), lower is more central.
+    """
+    k = norms.shape[0]
+    n_closest = k - n_byzantine - 2
+    if n_closest < 1:
+        raise ValueError(
+            f"krum(n_byzantine={n_byzantine}) scores each row by its K - {n_byzantine} - 2 "
+            f"nearest rows, so it needs at least {n_byzantine + 3} task rows; got {k}"
+        )
+    top = jnp.max(norms)
+    r = norms / jnp.where(top > 0, top, 1)
+    d2 = jnp.maximum(r[:, None] ** 2 + r[None, :] ** 2 - 2 * r[:, None] * r[None, :] * cos, 0)
+    dist = d2 if squared else jnp.sqrt(d2)
+    dist = jnp.where(jnp.eye(k, dtype=bool), jnp.inf, dist)  # a row is not its own neighbour
+    return jnp.sum(jnp.sort(dist, axis=1)[:, :n_closest], axis=1)
+
+
+def krum_weights(
+    norms: Float[Array, " tasks"],
+    cos: Float[Array, "tasks tasks"],
+    n_byzantine: int,
+    n_selected: int = 1,
+    squared: bool = True,
+) -> Float[Array, " tasks"]:
+    """(Multi-)Krum as a weighting of the Gram matrix: 1/m on the m lowest-scored rows.
+
+    Ties go to the lower row index. With too few rows to score (K < f + 3) every row gets
+    1/K (the mean; see `krum`).
+
+    Args:
+        norms: (K,) task gradient norms.
+        cos: (K, K) cosine matrix of the task gradients.
+        n_byzantine: f, the number of rows that may be arbitrary.
+        n_selected: m, how many rows to average (m = 1 is Krum, m > 1 Multi-Krum).
+        squared: as in `krum_scores`.
+
+    Returns:
+        weights: (K,).
+    """
+    k = norms.shape[0]
+    if k < n_byzantine + 3:
+        return jnp.full((k,), 1 / k, norms.dtype)
+    if n_selected > k:
+        raise ValueError(f"krum(n_selected={n_selected}) selects more rows than the {k} "
+                         "task rows")
+    chosen = jnp.argsort(krum_scores(norms, cos, n_byzantine, squared), stable=True)
+    return jnp.zeros((k,), norms.dtype).at[chosen[:n_selected]].set(1 / n_selected)
+
+
+def _count(value, name: str, least: int) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"krum({name}=...) needs an int, got {value!r}") from None
+    if value < least:
+        raise ValueError(f"krum({name}=...) must be at least {least}, got {value}")
+    return value
+
+
+def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> Aggregator:
+    """Krum: the task row closest to its nearest neighbours (Multi-Krum: the mean of m).
+
+    With f = `n_byzantine`, each row i gets the score
+    s(i) = sum over the K - f - 2 rows j nearest to g_i of ||g_i - g_j||^2;
+    Krum returns the row with the lowest score, and Multi-Krum (m = `n_selected` > 1) the
+    mean of the m lowest-scored rows. A row far from the others (an outlier, or in a PINN a
+    loss whose gradient disagrees with the rest) is never selected while f + 3 <= K; the
+    selection is invariant to rescaling all rows together, not to rescaling one row.
+
+    Computed from the K x K cosine matrix and the K norms (a Gram weighting: one pass over
+    the gradients for the Gram matrix, one for the weighted sum), then a sort of K scores.
+    Ties go to the lower row index.
+
+    Too few rows: K is static, and K < f + 3 leaves no neighbour to score a row by, so no
+    row can be told apart from the others: krum then returns the mean of all rows, and warns
+    when the update is traced. (Blanchard et al.'s resilience guarantee needs 2 f + 2 < K.)
+
+    Args:
+        n_byzantine: f, the number of rows that may be arbitrary (an int >= 0).
+        n_selected: m, the number of rows averaged (an int >= 1, at most K).
+        squared: True (default) scores by squared distances as in Blanchard et al.;
+            False by distances, as torchjd's `Krum` does. The two can select different rows.
+
+    Example:
+        >>> opt = pinnx.krum(n_byzantine=1) | optax.adam(1e-3)   # K >= 4 losses
+
+    References:
+        Blanchard, El Mhamdi, Guerraoui, Stainer. "Machine Learning with Adversaries:
+        Byzantine Tolerant Gradient Descent". NeurIPS 2017.
+        https://proceedings.neurips.cc/paper/2017/file/f4b9ec30ad9f68f89b29639786cb62ef-Paper.pdf
+    """
+    n_byzantine = _count(n_byzantine, "n_byzantine", 0)
+    n_selected = _count(n_selected, "n_selected", 1)
+    label = f"krum(n_byzantine={n_byzantine}, n_selected={n_selected}, squared={squared})"
+
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
+        k = num_tasks(updates)
+        if k < n_byzantine + 3:
+            warnings.warn(
+                f"{label} needs at least {n_byzantine + 3} task rows to score them, got "
+                f"{k}: it returns the mean of the rows", stacklevel=2)
+        norms, cos = normalized_gram(updates)
+        w = krum_weights(norms, cos, n_byzantine, n_selected, squared)
+        return weighted_sum(w, updates), state
+
+    return Aggregator(stateless_init, update).labelled(label)

@@ -1,0 +1,107 @@
+"""Uncertainty weighting with learned log-variances (Kendall, Gal, Cipolla, CVPR 2018)."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int
+
+from ..tasks import num_tasks
+from ._base import Tasks, TaskTransform, count_tasks
+from ._loss_weighting import all_positive, check_rows, loss_vector, scale_rows, state_dtype
+
+__all__ = ["uncertainty", "UncertaintyState"]
+
+
+class UncertaintyState(NamedTuple):
+    """State of `uncertainty`.
+
+    Attributes:
+        log_vars: (K,) the learned log-variances s_k for the next step.
+        weights: (K,) exp(-s_k), the weights the next step will use.
+        skipped: number of updates at which s was left unchanged (a loss zero, negative or
+            not finite).
+        inner: the state of the optimizer of s.
+    """
+
+    log_vars: Float[Array, " tasks"]
+    weights: Float[Array, " tasks"]
+    skipped: Int[Array, ""]
+    inner: optax.OptState
+
+
+def uncertainty(
+    learning_rate: float = 1e-3,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    init: float = 0.0,
+    tasks: Tasks = None,
+) -> TaskTransform:
+    """Homoscedastic-uncertainty weighting: learned log-variances s_k, rows scaled by exp(-s_k).
+
+    The joint objective is
+
+        L(theta, s) = sum_k exp(-s_k) L_k(theta) + s_k.
+
+    Its gradient in theta is sum_k exp(-s_k) g_k, so row k is multiplied by exp(-s_k); its
+    gradient in s is dL/ds_k = 1 - exp(-s_k) L_k, on which the transform takes one step of
+    its own optimizer (Adam by default) at every update. For fixed losses s_k converges to
+    log L_k (where exp(-s_k) L_k = 1): each task's weight tends to 1 / L_k.
+
+    The log-variances live in the transform's state, not in the model: the chain stays a
+    function of the network's gradients only, works with any outer optax optimizer and with
+    `pinnx.fit` unchanged, and s (with `weights` = exp(-s)) can be read from the state. Its
+    step size is set here, independently of the network's.
+
+    The loss values come from `losses=`. A step whose losses are zero, negative or not
+    finite leaves s unchanged (log L_k is undefined) and `state.skipped` counts it.
+
+    Args:
+        learning_rate: step size of the default optimizer of s, `optax.adam`.
+        optimizer: any optax transform for s, used instead of Adam.
+        init: the initial log-variance of every task (weights exp(-init)).
+        tasks: the number of tasks, if it cannot be given at init (inside `optax.chain`).
+
+    Shapes: K task rows in, K rows out; `UncertaintyState.log_vars` is (K,).
+
+    Example:
+        >>> opt = pinnx.uncertainty(learning_rate=1e-2) | pinnx.sum() | optax.adam(1e-3)
+        >>> updates, state = opt.update(grads, state, params, losses=losses)
+        >>> state[0].log_vars   # s_k, tends to log L_k
+
+    References:
+        Kendall, Gal, Cipolla. "Multi-Task Learning Using Uncertainty to Weigh Losses for
+        Scene Geometry and Semantics". CVPR 2018. https://arxiv.org/abs/1705.07115
+    """
+    inner_tx = optax.adam(learning_rate) if optimizer is None else optimizer
+    label = f"uncertainty(learning_rate={learning_rate}, init={init})"
+    bound = tasks
+    start = init
+
+    def init_fn(params, *, tasks: Tasks = None) -> UncertaintyState:
+        k = count_tasks(bound if tasks is None else tasks, label)
+        s = jnp.full((k,), start, state_dtype(params))
+        return UncertaintyState(s, jnp.exp(-s), jnp.zeros((), jnp.int32), inner_tx.init(s))
+
+    def update(updates, state, params=None, *, losses=None, **extra_args):
+        del params, extra_args
+        k = num_tasks(updates)
+        s = state.log_vars
+        check_rows(s.shape[0], k, label)
+        values = loss_vector(losses, k, "uncertainty", s.dtype)
+        weights = jnp.exp(-s)
+        ok = all_positive(values)
+        grad = jnp.where(ok, 1 - weights * values, 0)
+        step, inner = inner_tx.update(grad, state.inner, s)
+        new_s = optax.apply_updates(s, step)
+        ok = ok & jnp.all(jnp.isfinite(new_s)) & jnp.all(jnp.isfinite(jnp.exp(-new_s)))
+        new_s = jnp.where(ok, new_s, s)
+        new = UncertaintyState(
+            log_vars=new_s,
+            weights=jnp.exp(-new_s),
+            skipped=state.skipped + (~ok).astype(jnp.int32),
+            inner=optax.tree.where(ok, inner, state.inner),
+        )
+        return scale_rows(weights, updates), new
+
+    return TaskTransform(init_fn, update).labelled(label)
