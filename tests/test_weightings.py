@@ -64,20 +64,28 @@ def _check_rows(rows, weights, flat_steps, dtype):
 # ---------------------------------------------------------------- LRA
 
 
-def lra_reference(flat_steps, main, alpha, every, dtype):
-    ests = []
+def lra_reference(flat_steps, main, alpha, every, dtype, weighted=False):
+    """Sequential LRA: lambda_hat_k = max|g_main| / mean|g_k| (weighted: / mean|lambda_k g_k|,
+    the paper's Algorithm 1, each estimate using the weights of the step before)."""
     tiny = np.finfo(dtype).tiny
-    for g in flat_steps:
-        peak = np.max(np.abs(g[main]))
-        est = np.full(g.shape[0], np.nan)
-        for k in range(g.shape[0]):
-            m = np.mean(np.abs(g[k]))
-            if k == main:
-                est[k] = 1.0
-            elif m > tiny and peak > tiny:
-                est[k] = peak / m
-        ests.append(_defined(est, dtype))
-    return _ema_reference(np.array(ests), alpha, every)
+    w = np.ones(flat_steps.shape[1])
+    out, skipped = [], 0
+    for t, g in enumerate(flat_steps):
+        if t % every == 0:
+            peak = np.max(np.abs(g[main]))
+            est = np.full(g.shape[0], np.nan)
+            for k in range(g.shape[0]):
+                m = np.mean(np.abs(g[k])) * (w[k] if weighted else 1.0)
+                if k == main:
+                    est[k] = 1.0
+                elif m > tiny and peak > tiny:
+                    est[k] = peak / m
+            est = _defined(est, dtype)
+            ok = ~np.isnan(est)
+            w = np.where(ok, (1 - alpha) * w + alpha * np.where(ok, est, 0), w)
+            skipped += not ok.all()
+        out.append(w.copy())
+    return np.array(out), skipped
 
 
 @examples(15)
@@ -102,30 +110,6 @@ def test_lra_weights_follow_the_formula(case, data):
     _check_rows(rows, np.asarray(states.weights, np.float64), steps, dtype)
 
 
-def lra_weighted_reference(flat_steps, main, alpha, every, dtype):
-    """The paper's Algorithm 1: lambda_hat_k = max|g_main| / mean|lambda_k g_k|, sequential
-    (each estimate uses the weights of the step before)."""
-    tiny = np.finfo(dtype).tiny
-    w = np.ones(flat_steps.shape[1])
-    out, skipped = [], 0
-    for t, g in enumerate(flat_steps):
-        if t % every == 0:
-            peak = np.max(np.abs(g[main]))
-            est = np.full(g.shape[0], np.nan)
-            for k in range(g.shape[0]):
-                m = np.mean(np.abs(g[k]))
-                if k == main:
-                    est[k] = 1.0
-                elif m > tiny and peak > tiny:
-                    est[k] = peak / (w[k] * m)
-            est = _defined(est, dtype)
-            ok = ~np.isnan(est)
-            w = np.where(ok, (1 - alpha) * w + alpha * np.where(ok, est, 0), w)
-            skipped += not ok.all()
-        out.append(w.copy())
-    return np.array(out), skipped
-
-
 @examples(15)
 @given(task_grads(max_k=8, layouts=LAYOUT), st.data())
 def test_lra_weighted_follows_the_papers_algorithm(case, data):
@@ -137,7 +121,7 @@ def test_lra_weighted_follows_the_papers_algorithm(case, data):
     rows, states = run(lra, dict(alpha=alpha, every=every, main=main), grads,
                        params_like(layout, dtype), scales)
     steps = scales[:, :, None] * flush(flatten(grads), dtype)[None]
-    want, skipped = lra_weighted_reference(steps, main, alpha, every, dtype)
+    want, skipped = lra_reference(steps, main, alpha, every, dtype, weighted=True)
     np.testing.assert_allclose(states.weights, want, rtol=10 * _rtol(dtype))
     assert np.all(np.asarray(states.weights)[:, main] == 1)
     assert int(states.skipped[-1]) == skipped
