@@ -210,11 +210,6 @@ def test_cagrad_solves_its_max_min_problem(case, c):
     (unique), and d agrees with the reference's d. When ||J^T w|| < 1e-4 ||J||_F, d = 0."""
     grads, _, dtype = case
     rows, scale = _units(grads, dtype)
-    # KNOWN BUG, open in issue 6: in float32 a zero task row puts 0 in the hull and the
-    # root search's first probe h(lo) cannot resolve the tiny QP improvement, so cagrad
-    # returns 0 where the float64 answer is non-zero (e.g. rows e1, 0, -3 e1). Excluded
-    # here until the dual is solved on the non-zero rows; float64 is checked in full.
-    assume(not (dtype == jnp.float32 and np.any(np.all(rows == 0, axis=1))))
     got, state = _run(cagrad(c=c), grads)
     got = got / (scale if scale > 0 else 1.0)
     w, dual_value = _cagrad_dual_reference(rows, c)
@@ -232,6 +227,21 @@ def test_cagrad_solves_its_max_min_problem(case, c):
     assert np.min(rows @ got) >= dual_value - tol
     ref = g0 + phi * gw / np.linalg.norm(gw)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e3 * tol)
+    assert bool(state.info.converged)
+
+
+@pytest.mark.parametrize("c, expected", [(0.5, [-1 / 3, 0.0]), (2.0, [0.0, 0.0])])
+def test_cagrad_zero_row_in_float32(c, expected):
+    """A zero row puts 0 in the hull; the dual is then min(0, dual over the non-zero rows).
+    Rows e1, 0, -3 e1 (g0 = -2/3 e1): for c = 0.5 the optimum is w = e1's vertex and
+    d = g0 + (c ||g0||) e1 = -1/3 e1, which float32 must find as float64 does (it returned
+    0 before the zero rows were taken out of the root search); for c = 2 the ball holds 0
+    and the dual value over the non-zero rows is 0, so d = 0."""
+    rows = np.array([[1.0, 0.0], [0.0, 0.0], [-3.0, 0.0]])
+    d64, _ = _run(cagrad(c=c), {"w": jnp.asarray(rows, jnp.float64)})
+    d32, state = _run(cagrad(c=c), {"w": jnp.asarray(rows, jnp.float32)})
+    np.testing.assert_allclose(d64, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(d32, expected, rtol=0, atol=1e-5)
     assert bool(state.info.converged)
 
 

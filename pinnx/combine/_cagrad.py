@@ -134,10 +134,36 @@ def cagrad_weights(
         return norms / k, info
     tol = default_tol(dtype) if tol is None else tol
     gram, b, phi, lo = _setup(norms, cos, c, norm_eps)
-    padded_gram, padded_b = pad(gram, b, bucket(k), simplex=True)
+    idx, reduced_gram, reduced_b = _drop_zero_rows(gram, b)
+    padded_gram, padded_b = pad(reduced_gram, reduced_b, bucket(k), simplex=True)
     w, info = _cagrad_dual(padded_gram, padded_b, phi, lo, tol=float(tol),
                            max_iter=int(max_iter))
-    return _finish(unpad(w, k, simplex=True), gram, phi, norms, norm_eps), info
+    w = _fold(unpad(w, k, simplex=True), idx)
+    return _finish(w, gram, b, phi, norms, norm_eps), info
+
+
+@jax.jit
+def _drop_zero_rows(gram, b):
+    """Replace each zero row (diag(G) below the dtype's smallest normal) by a copy of the
+    longest row, so the dual is solved over the hull of the non-zero rows only.
+
+    On the full simplex the dual value of w = (1 - s) v + s e_z (z a zero row, b_z = 0,
+    J^T e_z = 0) is (1 - s) f(v): the optimum is min(0, min_v f(v)) over the non-zero rows,
+    and `_finish` compares that minimum with 0. Solving with the zero vertex inside the
+    hull instead asks the root search to resolve an O(t^2) improvement near t = 0, which
+    float32 cannot. Copies of a row leave the hull unchanged. Returns the row index map and
+    the reduced G and b."""
+    k = gram.shape[0]
+    diag = jnp.diagonal(gram)
+    zero = diag < jnp.finfo(gram.dtype).tiny
+    idx = jnp.where(zero, jnp.argmax(diag), jnp.arange(k))
+    return idx, gram[idx][:, idx], b[idx]
+
+
+@jax.jit
+def _fold(w, idx):
+    """Weights on copies back onto the rows they copy."""
+    return jnp.zeros_like(w).at[idx].add(w)
 
 
 @functools.partial(jax.jit, static_argnames=("c", "norm_eps"))
@@ -155,13 +181,15 @@ def _setup(norms, cos, c, norm_eps):
 
 
 @functools.partial(jax.jit, static_argnames=("norm_eps",))
-def _finish(w, gram, phi, norms, norm_eps):
+def _finish(w, gram, b, phi, norms, norm_eps):
     """Coefficients of d = g0 + phi / ||J^T w|| J^T w on the unit directions (0 near the
-    Pareto set, as in torchjd)."""
+    Pareto set, as in torchjd; also 0 when a zero row's vertex, of dual value 0, is at
+    least as good as the w found over the non-zero rows)."""
     k = norms.shape[0]
     gw = jnp.sqrt(jnp.maximum(w @ gram @ w, 0))
     frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))  # ||J||_F in the same units
-    far = (gw >= norm_eps * frob) & (gw > 0)
+    has_zero = jnp.any(jnp.diagonal(gram) < jnp.finfo(gram.dtype).tiny)
+    far = (gw >= norm_eps * frob) & (gw > 0) & ~(has_zero & (b @ w + phi * gw >= 0))
     weights = 1 / k + phi / jnp.where(far, gw, 1) * w
     return jnp.where(far, weights, jnp.zeros_like(weights)) * norms
 
