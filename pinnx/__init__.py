@@ -11,7 +11,7 @@ Three layers, data flowing one way (see docs/concepts.md):
 `pinnx.fit` runs the loop; `pinnx.problems` holds benchmarks with reference solutions.
 """
 
-from . import geometry, nn, operators, recipes, residuals
+from . import geometry, nn, operators, pointwise, recipes, residuals
 from .combine import (
     Aggregator,
     Chain,
@@ -46,6 +46,7 @@ from .combine import (
     per_task,
     random,
     relobralo,
+    route,
     softadapt,
     sum,
     trimmed_mean,
@@ -70,11 +71,13 @@ __all__ = [
     "aligned_mtl",
     "as_aggregator",
     "as_task_transform",
+    "atl",
     "cagrad",
     "config",
     "cosine_gate",
     "cosines",
     "dcgd",
+    "diagnostics",
     "dualproj",
     "dwa",
     "fit",
@@ -99,10 +102,12 @@ __all__ = [
     "operators",
     "pcgrad",
     "per_task",
+    "pointwise",
     "random",
     "recipes",
     "relobralo",
     "residuals",
+    "route",
     "softadapt",
     "sum",
     "task_grads",
@@ -116,9 +121,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # `pinnx.problems` imports diffrax and scipy: load it on first use only
-    if name == "problems":
+    # `pinnx.problems` imports diffrax and scipy (and `atl` and `diagnostics` import
+    # problems): load them on first use only
+    if name in ("problems", "atl", "diagnostics"):
         import importlib
 
-        return importlib.import_module(".problems", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'pinnx' has no attribute {name!r}")

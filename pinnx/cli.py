@@ -1,4 +1,4 @@
-"""The `pinnx` command line: `pinnx run <problem>` and `pinnx list`.
+"""The `pinnx` command line: `pinnx run <problem>`, `pinnx diagnose <problem>`, `pinnx list`.
 
 A combiner is given as a chain of parts separated by `|`, each a name with optional
 arguments, e.g. `"cosine_gate(main=pde) | pcgrad | adam(1e-3)"`. Bare words inside the
@@ -167,7 +167,59 @@ DEFAULTS = {
     # the learning-rate-annealing paper's set-up (Wang, Teng, Perdikaris 2021)
     "helmholtz": dict(combiner="pcgrad | adam", steps=40000, width=50, depth=3,
                       n_pde=128, lr=1e-3, resample_every=1, schedule=_step_decay),
+    "klein_gordon": dict(combiner="pcgrad | adam", steps=40000, width=50, depth=3,
+                         n_pde=128, lr=1e-3, resample_every=1, schedule=_step_decay),
 }
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    import jax
+
+    from . import problems
+    from .diagnostics import overhead, profile
+    from .nn import MLP
+
+    if args.problem not in problems.PROBLEMS:
+        print(f"pinnx: unknown problem {args.problem!r}; choose one of: "
+              f"{', '.join(sorted(problems.PROBLEMS))}", file=sys.stderr)
+        return 2
+    d = DEFAULTS.get(args.problem, DEFAULTS["burgers"])
+    problem = problems.PROBLEMS[args.problem](n_pde=args.points or d["n_pde"])
+    key = jax.random.key(args.seed)
+    model = MLP(problem.in_size, problem.out_size, width=args.width or d["width"],
+                depth=args.depth or d["depth"], key=key)
+    try:
+        report = profile(problem.losses, model, problem.sample, steps=args.steps,
+                         learning_rate=args.lr, record_every=args.every,
+                         resample_every=d["resample_every"], key=jax.random.fold_in(key, 1),
+                         checkpoints=args.checkpoints, name=args.problem,
+                         progress=not args.quiet)
+    except ValueError as err:
+        print(f"pinnx: {err}", file=sys.stderr)
+        return 2
+    print(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = out / f"diagnose_{args.problem}.png"
+    report.plot(figure)
+    result = report.to_dict()
+    if args.check:
+        outcome = report.check(steps=args.check, error_fn=problem.relative_l2)
+        print(f"  {outcome}")
+        result["check"] = {"steps": outcome.steps, "metric": outcome.metric,
+                           "baseline": outcome.baseline, "recommended": outcome.recommended,
+                           "ahead": outcome.ahead}
+    if args.overhead:
+        cost = overhead(problem.losses, model, problem.sample, steps=args.overhead,
+                        learning_rate=args.lr, key=jax.random.fold_in(key, 1))
+        print("  seconds per step: " + ", ".join(f"{k} {v:.2e}" for k, v in cost.items()
+                                                  if k != "overhead")
+              + f"; recording overhead vs plain Adam {cost['overhead']:+.1%}")
+        result["seconds_per_step"] = cost
+    path = out / f"diagnose_{args.problem}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"  figure: {figure}\n  statistics: {path}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -261,6 +313,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--points", type=int, help="residual points per batch")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+    diag = sub.add_parser(
+        "diagnose", help="profile the plain PINN's gradient conflict and recommend a recipe",
+        description="Train the unmodified PINN (Adam on the summed loss) for --steps steps, "
+        "recording per-task gradient norms and cosines inside every step; print the "
+        "conflict regime (directional / magnitude / mixed / benign), the statistics behind "
+        "it and the recommended pinnx recipe; write diagnose_<problem>.png and .json to "
+        "--out.",
+    )
+    diag.add_argument("problem", help="problem name (see `pinnx list`), e.g. helmholtz")
+    diag.add_argument("--steps", type=int, default=1000, help="profile steps (default 1000)")
+    diag.add_argument("--every", type=int, default=1, help="record every this many steps")
+    diag.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    diag.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    diag.add_argument("--out", default="runs", help="output folder (default runs/)")
+    diag.add_argument("--width", type=int, help="hidden units per layer")
+    diag.add_argument("--depth", type=int, help="hidden layers")
+    diag.add_argument("--points", type=int, help="residual points per batch")
+    diag.add_argument("--check", type=int, metavar="STEPS", default=0,
+                      help="also train the recipe and plain Adam for STEPS steps each and "
+                      "report which has the lower relative L2 error")
+    diag.add_argument("--overhead", type=int, metavar="STEPS", default=0,
+                      help="also time plain Adam against the recording step (scans of "
+                      "STEPS steps, fastest of 5 rounds) and print the per-step overhead")
+    diag.add_argument("--checkpoints", type=int, default=5,
+                      help="steps (evenly spaced) at which ModSync's per-sample gradient "
+                      "interaction is measured (default 5; 0: skip)")
+    diag.add_argument("--quiet", action="store_true", help="no progress bar")
+    diag.set_defaults(func=_diagnose)
     lst = sub.add_parser("list", help="list problems and combiner parts")
     lst.set_defaults(func=_list)
     return parser

@@ -53,6 +53,10 @@ class History:
         evals: `(step, metrics)` for every call of the evaluation callback.
         nonfinite: set if training stopped early on a non-finite step.
         wall_time: seconds spent in `fit`, compilation included.
+        record_steps: steps whose per-task gradients were recorded inside the compiled step
+            (`fit(record_every=...)`), (R,); empty otherwise.
+        step_grad_norms: per-task gradient norm at each recorded step, {task: (R,)}.
+        step_cosines: pairwise cosines at each recorded step, {(task_a, task_b): (R,)}.
     """
 
     tasks: tuple[str, ...]
@@ -63,6 +67,10 @@ class History:
     evals: list[tuple[int, dict[str, float]]]
     nonfinite: NonFinite | None
     wall_time: float
+    record_steps: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros((0,), int))
+    step_grad_norms: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    step_cosines: dict[tuple[str, str], np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -118,8 +126,14 @@ def _row_finite(grads: PyTree, k: int) -> Array:
     return jnp.all(jnp.stack(rows), axis=0)
 
 
-def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sample_key):
-    """One training step on a `_Carry`, as `fit` scans it (also timed by the benchmarks)."""
+def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sample_key,
+               record_every=None):
+    """One training step on a `_Carry`, as `fit` scans it (also timed by the benchmarks).
+
+    The step outputs the (K,) loss vector; with `record_every` (per-task path only) it
+    outputs `(losses, norms (K,), cosines (K, K))`, the statistics of the per-task gradients
+    the step computed anyway, at steps divisible by `record_every` (NaN elsewhere).
+    """
     k = len(tasks)
 
     def evaluate(p, b):
@@ -146,6 +160,7 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
                 updates, new_state = tx.update(grads, opt_state, params, losses=loss_dict,
                                                **extra)
                 rows_ok = _row_finite(grads, k)
+                stats = _grad_stats(grads, step, record_every, k, loss_dtype)
             else:
                 def total(p):
                     d = evaluate(p, batch)
@@ -157,18 +172,20 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
                     value_fn=lambda p: total(p)[0],
                 )
                 rows_ok = jnp.ones((k,), bool)
+                stats = ()
             lvec = jnp.stack([loss_dict[t] for t in tasks]).astype(loss_dtype)
             task_ok = jnp.isfinite(lvec) & rows_ok
             ok = jnp.all(task_ok) & _all_finite(updates)
             new_params = eqx.apply_updates(params, updates)
-            return new_params, new_state, lvec, ok, task_ok
+            return new_params, new_state, lvec, ok, task_ok, stats
 
         def skip(params, opt_state):
             nan = jnp.full((k,), jnp.nan, loss_dtype)
-            return params, opt_state, nan, jnp.array(False), jnp.ones((k,), bool)
+            stats = _nan_stats(k, loss_dtype) if record_every is not None else ()
+            return params, opt_state, nan, jnp.array(False), jnp.ones((k,), bool), stats
 
         running = carry.stop[0] < 0
-        new_params, new_state, lvec, ok, task_ok = jax.lax.cond(
+        new_params, new_state, lvec, ok, task_ok, stats = jax.lax.cond(
             running, update, skip, carry.params, carry.opt_state
         )
         first_bad = running & ~ok
@@ -188,9 +205,28 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
             lambda: jax.lax.cond(lossy, lambda: ((carry.prev_params, carry.prev_state), now),
                                  lambda: (now, now)),
         )
-        return _Carry(cur[0], cur[1], prev[0], prev[1], batch, stop), lvec
+        out = (lvec, *stats) if record_every is not None else lvec
+        return _Carry(cur[0], cur[1], prev[0], prev[1], batch, stop), out
 
     return one_step
+
+
+def _nan_stats(k: int, dtype) -> tuple[Array, Array]:
+    return jnp.full((k,), jnp.nan, dtype), jnp.full((k, k), jnp.nan, dtype)
+
+
+def _grad_stats(grads, step, record_every, k, dtype) -> tuple:
+    """Norms and cosines of the step's own per-task gradients, every `record_every` steps."""
+    if record_every is None:
+        return ()
+
+    def compute():
+        norms, cos = normalized_gram(grads)
+        return norms.astype(dtype), cos.astype(dtype)
+
+    if record_every == 1:
+        return compute()
+    return jax.lax.cond(step % record_every == 0, compute, lambda: _nan_stats(k, dtype))
 
 
 def fit(
@@ -207,6 +243,7 @@ def fit(
     eval_every: int | None = None,
     opt_state: optax.OptState | None = None,
     progress: bool = True,
+    record_every: int | None = None,
 ) -> tuple[Any, optax.OptState, History]:
     """Train `model` on `losses` with `optimizer` for `steps` steps.
 
@@ -240,6 +277,12 @@ def fit(
         eval_every: interval of `eval_fn` calls (default: `log_every`).
         opt_state: optimizer state to resume from (default: a fresh `optimizer.init`).
         progress: show a tqdm progress bar with the current losses.
+        record_every: with a pinnx chain, record the per-task gradient norms and pairwise
+            cosines inside the compiled step, from the per-task gradients that step computes
+            anyway (no extra backward pass), at every step divisible by this interval;
+            results go to `history.record_steps`, `step_grad_norms` and `step_cosines`
+            (`pinnx.diagnostics.profile` uses it). They describe the gradients at the
+            parameters *before* that step's update, on that step's batch.
 
     Returns:
         `(model, opt_state, history)`.
@@ -257,6 +300,15 @@ def fit(
             "resample_every needs a positive interval and a callable data(key) -> batch"
         )
     per_task = _uses_task_grads(optimizer)
+    if record_every is not None:
+        if not isinstance(record_every, int) or record_every < 1:
+            raise ValueError(f"record_every must be a positive int, got {record_every!r}")
+        if not per_task:
+            raise ValueError(
+                "record_every records the per-task gradients a pinnx chain computes; a plain "
+                "optax optimizer only computes the summed gradient. Use e.g. "
+                "`pinnx.sum() | optax.adam(1e-3)` (the same update as optax.adam)"
+            )
     key = jax.random.key(0) if key is None else key
     sample_key = jax.random.fold_in(key, 1)
     start = time.perf_counter()
@@ -279,7 +331,7 @@ def fit(
     tx = optax.with_extra_args_support(optimizer)
 
     one_step = _make_step(losses, tx, static, tasks, per_task, sampler, resample_every,
-                          sample_key)
+                          sample_key, record_every)
 
     @functools.partial(jax.jit, static_argnums=2)
     def run_chunk(carry, first_step, length):
@@ -297,6 +349,8 @@ def fit(
     norms_log: list[np.ndarray] = []
     cos_log: list[np.ndarray] = []
     evals: list[tuple[int, dict[str, float]]] = []
+    rec_norms: list[np.ndarray] = []
+    rec_cos: list[np.ndarray] = []
     carry = _Carry(params, opt_state, params, opt_state, batch, jnp.array([-1, -1]))
 
     def record(step: int, carry: _Carry) -> None:
@@ -320,10 +374,16 @@ def fit(
     while done < steps:
         chunk_len = min(chunk, steps - done)
         carry, lchunk = run_chunk(carry, jnp.asarray(done), chunk_len)
+        if record_every is not None:
+            lchunk, nchunk, cchunk = (np.asarray(a) for a in lchunk)
         lchunk = np.asarray(lchunk)
         stop_at = np.asarray(carry.stop)
+        taken = int(stop_at[0]) - done if stop_at[0] >= 0 else chunk_len
+        if record_every is not None:
+            keep = (done + np.arange(taken)) % record_every == 0
+            rec_norms.append(nchunk[:taken][keep])
+            rec_cos.append(cchunk[:taken][keep])
         if stop_at[0] >= 0:
-            taken = int(stop_at[0]) - done
             loss_log.append(lchunk[:taken])
             done = int(stop_at[0])
             nonfinite = _report(stop_at, tasks, lchunk[taken], per_task, evaluate, carry)
@@ -341,6 +401,17 @@ def fit(
     all_losses = np.concatenate(loss_log) if loss_log else np.zeros((0, k))
     norms = np.array(norms_log).reshape(-1, k)
     cos = np.array(cos_log).reshape(-1, k, k)
+    recorded = {}
+    if record_every is not None:
+        taken_steps = len(all_losses)
+        rn = np.concatenate(rec_norms) if rec_norms else np.zeros((0, k))
+        rc = np.concatenate(rec_cos) if rec_cos else np.zeros((0, k, k))
+        recorded = dict(
+            record_steps=np.arange(0, taken_steps, record_every, dtype=int)[: len(rn)],
+            step_grad_norms={t: rn[:, i] for i, t in enumerate(tasks)},
+            step_cosines={(a, b): rc[:, i, j] for i, a in enumerate(tasks)
+                          for j, b in enumerate(tasks) if i < j},
+        )
     history = History(
         tasks=tasks,
         losses={t: all_losses[:, i] for i, t in enumerate(tasks)},
@@ -351,6 +422,7 @@ def fit(
         evals=evals,
         nonfinite=nonfinite,
         wall_time=time.perf_counter() - start,
+        **recorded,
     )
     return eqx.combine(params, static), opt_state, history
 

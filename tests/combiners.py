@@ -14,6 +14,7 @@ three names; they are merged here.
 import combiners_closed
 import combiners_qp
 import combiners_robust
+import combiners_route
 import combiners_weightings
 import optax
 
@@ -35,7 +36,8 @@ CASES = {
 COORDINATEWISE = {"per_task_adam"}
 NOT_PARETO: dict[str, str] = {}
 
-for _family in (combiners_qp, combiners_closed, combiners_robust, combiners_weightings):
+for _family in (combiners_qp, combiners_closed, combiners_robust, combiners_weightings,
+                combiners_route):
     CASES.update(_family.CASES)
     COORDINATEWISE |= set(getattr(_family, "COORDINATEWISE", ()))
     NOT_PARETO.update(getattr(_family, "NOT_PARETO", {}))

@@ -52,3 +52,24 @@ def test_bad_arguments():
         MLP(2, 1, 8, 2, key=key, fourier_features=0)
     with pytest.raises((ValueError, TypeError), match=r"one point of shape \(2,\)|in_size"):
         MLP(2, 1, 8, 2, key=key)(jnp.ones((4, 2)))
+
+
+@pytest.mark.parametrize("fourier_features", [None, 4])
+def test_rwf_option_same_function_at_init(fourier_features):
+    """rwf=True factorises every layer W = diag(exp(s)) V; the function is unchanged at init."""
+    key = jax.random.key(3)
+    kw = dict(key=key, fourier_features=fourier_features)
+    plain = MLP(2, "scalar", 32, 3, **kw)
+    fact = MLP(2, "scalar", 32, 3, rwf=True, **kw)
+    assert [layer.weight.shape for layer in fact.layers] == [
+        layer.weight.shape for layer in plain.layers]
+    assert all(layer.s.shape == layer.bias.shape for layer in fact.layers)
+    x = jax.random.uniform(jax.random.key(4), (64, 2), minval=-1, maxval=1)
+    np.testing.assert_allclose(jax.vmap(fact)(x), jax.vmap(plain)(x), rtol=1e-13, atol=1e-15)
+    g = jax.grad(lambda mm: mm(jnp.array([0.3, 0.1])))(fact)
+    assert all(np.any(np.asarray(layer.s) != 0) for layer in g.layers)
+    assert _params(fact) == _params(plain) + sum(layer.s.size for layer in fact.layers)
+
+
+def _params(model):
+    return sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))

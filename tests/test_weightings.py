@@ -120,7 +120,9 @@ def test_lra_weighted_follows_the_papers_algorithm(case, data):
     scales = data.draw(_scales(k))
     rows, states = run(lra, dict(alpha=alpha, every=every, main=main), grads,
                        params_like(layout, dtype), scales)
-    steps = scales[:, :, None] * flush(flatten(grads), dtype)[None]
+    # the rows as pinnx sees them: scaled in `dtype` at each step, then flushed
+    steps = np.stack([flush(s[:, None] * flush(flatten(grads), dtype), dtype)
+                      for s in np.asarray(scales, np.float64)])
     want, skipped = lra_reference(steps, main, alpha, every, dtype, weighted=True)
     np.testing.assert_allclose(states.weights, want, rtol=10 * _rtol(dtype))
     assert np.all(np.asarray(states.weights)[:, main] == 1)
@@ -178,7 +180,9 @@ def test_grad_norm_weights_follow_the_formula(case, data):
     scales = data.draw(_scales(k))
     kwargs = dict(alpha=alpha, every=every)
     rows, states = run(grad_norm_weights, kwargs, grads, params_like(layout, dtype), scales)
-    steps = scales[:, :, None] * flush(flatten(grads), dtype)[None]
+    # the rows as pinnx sees them: scaled in `dtype` at each step, then flushed
+    steps = np.stack([flush(s[:, None] * flush(flatten(grads), dtype), dtype)
+                      for s in np.asarray(scales, np.float64)])
     want, skipped = grad_norm_reference(steps, alpha, every, dtype)
     np.testing.assert_allclose(states.weights, want, rtol=_rtol(dtype))
     assert int(states.skipped[-1]) == skipped

@@ -34,6 +34,7 @@ from ._per_task import PerTaskState, per_task
 from ._qp import QPInfo, nonneg_qp, simplex_qp
 from ._random import RandomState, random, random_weights
 from ._relobralo import ReLoBRaLoState, relobralo
+from ._route import owners, route
 from ._softadapt import SoftAdaptState, softadapt
 from ._trimmed_mean import trimmed_mean, trimmed_mean_rows
 from ._uncertainty import UncertaintyState, uncertainty
@@ -117,6 +118,8 @@ __all__ = [
     "random",
     "random_weights",
     "relobralo",
+    "route",
+    "owners",
     "simplex_qp",
     "softadapt",
     "sum",

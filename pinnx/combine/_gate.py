@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
@@ -13,11 +14,20 @@ from ._base import TaskTransform, resolve_task, stateless_init
 __all__ = ["cosine_gate"]
 
 
+def _is_bool_module(x: Any) -> bool:
+    """An equinox Module whose leaves are all bools (a network-shaped mask) is callable
+    but is a mask; a bound method of a network (also a Module) is a function."""
+    return isinstance(x, eqx.Module) and all(
+        isinstance(leaf, bool) or jnp.issubdtype(getattr(leaf, "dtype", float), jnp.bool_)
+        for leaf in jax.tree.leaves(x))
+
+
 def _mask_leaves(where: Any, updates: PyTree, params: PyTree) -> PyTree[bool]:
     """A bool per leaf of `updates` from a bool-pytree prefix or a callable."""
     if where is None:
         return jax.tree.map(lambda _: True, updates)
-    mask = where(params if params is not None else updates) if callable(where) else where
+    is_function = callable(where) and not _is_bool_module(where)
+    mask = where(params if params is not None else updates) if is_function else where
     try:
         return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask, updates)
     except ValueError as err:

@@ -122,16 +122,23 @@ def psd_solve(a: Float[Array, "k k"], rhs: Float[Array, "k m"]) -> Float[Array, 
                                            transpose_a=True)
 
 
-def _free_solve(gram, linear, free, simplex):
-    """Minimiser on the free set (other coordinates 0).
+def _free_solve(gram, linear, free, simplex, tol):
+    """Minimiser on the free set (other coordinates 0), or a descent ray if there is none.
 
     nonneg: G_FF z = -q_F. simplex: minimise on {sum z = 1}; on that plane G and
     G + mu 1 1^T (mu = max diag G, or 1 if G = 0) give the same problem up to a constant,
     and the latter is positive definite unless the free rows are affinely dependent, so
     z = z0 + nu y with G'_FF z0 = -q_F, G'_FF y = 1, nu = (1 - sum z0) / sum y.
     The fixed coordinates get a (scaled) identity block: shapes never depend on the free set.
+
+    Affinely dependent free rows (simplex: e.g. three collinear points) leave a null
+    direction n of G'_FF (J^T n = 0, sum n = 0). If q . n != 0 the objective is linear and
+    unbounded along n on the plane: there is no minimiser on the face, and the step must
+    follow the descent ray -sign(q . n) n to the first bound instead. Returns
+    `(z, d, ray)`: d is that unit-l1 ray and `ray` says whether to follow it.
     """
     dtype = gram.dtype
+    k = gram.shape[0]
     if simplex:
         top = jnp.max(jnp.diagonal(gram))
         gram = gram + jnp.where(top > jnp.finfo(dtype).tiny, top, 1)
@@ -141,19 +148,32 @@ def _free_solve(gram, linear, free, simplex):
     top = jnp.max(jnp.where(free, jnp.diagonal(gram), 0), initial=0.0)
     fill = jnp.where(top > jnp.finfo(dtype).tiny, top, 1)
     m = jnp.where(mask, gram, jnp.diag(jnp.where(free, 0, fill)))
+    no_ray = jnp.zeros((k,), dtype), jnp.array(False)
     if not simplex:
         rhs = jnp.where(free, -linear, 0)
-        return jnp.where(free, psd_solve(m, rhs[:, None])[:, 0], 0)
+        return (jnp.where(free, psd_solve(m, rhs[:, None])[:, 0], 0),) + no_ray
     # q + c 1 is the same problem on the plane: remove q's mean on F, so that z0 stays
     # small and z0 + nu y does not cancel
     count = jnp.maximum(jnp.sum(free), 1).astype(dtype)
     rhs = jnp.where(free, -(linear - jnp.sum(jnp.where(free, linear, 0)) / count), 0)
-    sol = psd_solve(m, jnp.stack([rhs, free.astype(dtype)], axis=1))
-    z0, y = jnp.where(free[:, None], sol, 0).T
+    # the columns of m as extra right-hand sides: a dropped column j (psd_solve zeroes its
+    # row, so sol[j, j] = 0) is m_kept c_j; n_j = e_j - c_j is then a null direction
+    sol = psd_solve(m, jnp.concatenate([rhs[:, None], free.astype(dtype)[:, None], m], axis=1))
+    z0, y = jnp.where(free[:, None], sol[:, :2], 0).T
     total = jnp.sum(y)
     z = z0 + (1 - jnp.sum(z0)) / jnp.where(total > 0, total, 1) * y
     total = jnp.sum(z)
-    return jnp.where(total > 0, z / jnp.where(total > 0, total, 1), z)
+    z = jnp.where(total > 0, z / jnp.where(total > 0, total, 1), z)
+
+    coef = sol[:, 2:]
+    dropped = free & (jnp.diagonal(coef) < 0.5)
+    null = jnp.where(free[:, None], jnp.eye(k, dtype=dtype) - coef, 0)
+    null = null / jnp.maximum(jnp.sum(jnp.abs(null), axis=0), jnp.finfo(dtype).tiny)[None, :]
+    slope = jnp.where(dropped, linear @ null, 0)
+    j = jnp.argmax(jnp.abs(slope))
+    scale = jnp.maximum(jnp.max(jnp.abs(linear), initial=0.0), jnp.finfo(dtype).tiny)
+    ray = jnp.abs(slope[j]) > tol * scale
+    return z, -jnp.sign(slope[j]) * null[:, j], ray
 
 
 def _multipliers(gram, linear, x, simplex):
@@ -195,7 +215,7 @@ def _active_set(gram, linear, tol, max_iter, simplex):
 
     def body(s):
         x, free, banned, last, it, _ = s
-        z = _free_solve(gram, linear, free, simplex)
+        z, ray_dir, ray = _free_solve(gram, linear, free, simplex, tol)
         bad = free & (z <= 0)
         last_bad = (last >= 0) & bad[jnp.maximum(last, 0)]
         # a freed coordinate stayed positive: the entering step worked, forget the bans
@@ -228,11 +248,25 @@ def _active_set(gram, linear, tol, max_iter, simplex):
         banned_step = banned | lb
 
         feasible = ~jnp.any(bad)
-        x = jnp.where(feasible, z, x_step)
-        free = jnp.where(feasible, free_acc, free_step)
-        banned = jnp.where(feasible, banned, banned_step)
+        x_new = jnp.where(feasible, z, x_step)
+        free_new = jnp.where(feasible, free_acc, free_step)
+        banned_new = jnp.where(feasible, banned, banned_step)
         last = jnp.where(feasible, last_acc, -1).astype(jnp.int32)
         done = feasible & ~enter
+
+        # -- no minimiser on the face (simplex, affinely dependent rows): follow the
+        # descent ray to the first bound; the coordinates that reach 0 leave
+        neg = free & (ray_dir < 0)
+        reach = jnp.where(neg, x / jnp.where(neg, -ray_dir, 1), jnp.inf)
+        step = jnp.min(reach)
+        x_ray = jnp.where(free & ~(neg & (reach <= step)),
+                          jnp.maximum(x + step * ray_dir, 0), 0)
+        x_ray = x_ray / jnp.maximum(jnp.sum(x_ray), jnp.finfo(dtype).tiny)
+        x = jnp.where(ray, x_ray, x_new)
+        free = jnp.where(ray, free & ~(neg & (reach <= step)), free_new)
+        banned = jnp.where(ray, jnp.zeros_like(banned), banned_new)
+        last = jnp.where(ray, -1, last).astype(jnp.int32)
+        done = done & ~ray
         return x, free, banned, last, it + 1, done
 
     x, _, _, _, it, _ = jax.lax.while_loop(cond, body, init)

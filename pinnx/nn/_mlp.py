@@ -8,6 +8,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._rwf import FactorizedLinear, dense, rwf_params
+
 __all__ = ["MLP"]
 
 
@@ -21,6 +23,12 @@ class MLP(eqx.Module):
     (Tancik et al. 2020; Wang, Wang, Perdikaris 2021): B is an array leaf but receives no
     gradient (it is wrapped in `jax.lax.stop_gradient`).
 
+    With `rwf=True` (or `rwf=(mu, sigma)`), every linear layer is a random weight
+    factorisation W = diag(exp(s)) V (Wang et al. 2022): s ~ N(mu, sigma^2) per output unit
+    (paper defaults mu = 1, sigma = 0.1) and V = W_init / exp(s), both trainable. The same
+    key gives the same W_init, so the factorised network computes the same function as the
+    plain one at initialisation; training then moves s and V instead of W.
+
     Args:
         in_size: input dimension d (e.g. 2 for (x, t)).
         out_size: output dimension m, or "scalar" for a scalar output.
@@ -31,13 +39,23 @@ class MLP(eqx.Module):
         fourier_features: number m of random Fourier features, or None.
         fourier_scale: standard deviation of B's entries.
         dtype: parameter dtype (default: JAX's default float type).
+        rwf: random weight factorisation: False/None (off), True (mu, sigma) = (1, 0.1),
+            or a pair (mu, sigma).
 
     Example:
         >>> model = pinnx.nn.MLP(2, "scalar", width=64, depth=4, key=jax.random.key(0))
         >>> u = jax.vmap(model)(points)   # (N, 2) -> (N,)
+        >>> rwf_model = pinnx.nn.MLP(2, "scalar", 64, 4, key=jax.random.key(0), rwf=True)
+
+    References:
+        Raissi, Perdikaris, Karniadakis. "Physics-informed neural networks". J. Comput. Phys.
+        378, 2019. Tancik et al. "Fourier features let networks learn high frequency
+        functions in low dimensional domains". NeurIPS 2020. https://arxiv.org/abs/2006.10739
+        Wang, Wang, Seidman, Perdikaris. "Random weight factorization improves the training
+        of continuous neural representations". 2022. https://arxiv.org/abs/2210.01274
     """
 
-    layers: tuple[eqx.nn.Linear, ...]
+    layers: tuple[eqx.nn.Linear | FactorizedLinear, ...]
     fourier: Float[Array, "features in_size"] | None
     in_size: int = eqx.field(static=True)
     out_size: int | str = eqx.field(static=True)
@@ -55,6 +73,7 @@ class MLP(eqx.Module):
         fourier_features: int | None = None,
         fourier_scale: float = 1.0,
         dtype: DTypeLike | None = None,
+        rwf: bool | tuple[float, float] | None = False,
     ):
         if in_size < 1 or width < 1 or depth < 1:
             raise ValueError(
@@ -63,6 +82,7 @@ class MLP(eqx.Module):
         if out_size != "scalar" and (not isinstance(out_size, int) or out_size < 1):
             raise ValueError(f"out_size must be a positive int or 'scalar', got {out_size!r}")
         dtype = jnp.zeros(()).dtype if dtype is None else dtype
+        rwf = rwf_params(rwf)
         fkey, *keys = jax.random.split(key, depth + 2)
         if fourier_features is not None:
             if fourier_features < 1:
@@ -75,17 +95,10 @@ class MLP(eqx.Module):
             self.fourier = None
             first = in_size
         sizes = [first] + [width] * depth + [1 if out_size == "scalar" else out_size]
-        init = jax.nn.initializers.glorot_normal()
-        layers = []
-        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
-            layer = eqx.nn.Linear(n_in, n_out, key=k, dtype=dtype)
-            layer = eqx.tree_at(
-                lambda lin: (lin.weight, lin.bias),
-                layer,
-                (init(k, (n_out, n_in), dtype), jnp.zeros((n_out,), dtype)),
-            )
-            layers.append(layer)
-        self.layers = tuple(layers)
+        self.layers = tuple(
+            dense(k, n_in, n_out, dtype, rwf)
+            for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        )
         self.in_size = in_size
         self.out_size = out_size
         self.activation = activation

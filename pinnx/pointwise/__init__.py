@@ -1,0 +1,73 @@
+"""Per-point weighting and adaptive sampling of collocation points.
+
+- **SA-PINN** (`_sa`, `_masks`): trainable point weights held in an `SAModel` next to the
+  network, applied through a mask by `sa_losses`, ascended by `sa_optimizer` (the optax
+  piece after the aggregator): `pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=...)`.
+- **Gradient-norm point weights** (`_grad_norm`): w_i = max_j g_j / g_i with
+  g_i = ||d r(x_i) / d theta||, carried in the batch and applied by `point_weighted_losses`.
+- **Adaptive sampling** (`_rar`): RAR, RAR-D and RAD, run between rounds of `pinnx.fit`.
+- **Resampling** (`_resample`): keep weighted point sets fixed inside `pinnx.fit`
+  (`freeze_tasks`), move SA weights to new points (`sa_transfer`), and rebuild the
+  optimizer state when their shapes change (`sa_refresh_state`).
+"""
+
+from ._grad_norm import (
+    WEIGHTS_KEY,
+    PointWeightedLosses,
+    grad_norm_point_update,
+    grad_norm_point_weights,
+    point_grad_norms,
+    point_weighted_losses,
+    with_point_weights,
+)
+from ._masks import (
+    Mask,
+    identity_mask,
+    polynomial_mask,
+    resolve_mask,
+    sigmoid_mask,
+    square_mask,
+)
+from ._rar import rad, rar, rar_d, rar_density, residual_magnitude
+from ._resample import freeze_tasks, nearest_transfer, sa_refresh_state, sa_transfer
+from ._sa import (
+    SALosses,
+    SAModel,
+    sa_labels,
+    sa_losses,
+    sa_mask_values,
+    sa_optimizer,
+    sa_weights,
+)
+
+__all__ = [
+    "Mask",
+    "PointWeightedLosses",
+    "SALosses",
+    "SAModel",
+    "WEIGHTS_KEY",
+    "freeze_tasks",
+    "grad_norm_point_update",
+    "grad_norm_point_weights",
+    "identity_mask",
+    "nearest_transfer",
+    "point_grad_norms",
+    "point_weighted_losses",
+    "polynomial_mask",
+    "rad",
+    "rar",
+    "rar_d",
+    "rar_density",
+    "residual_magnitude",
+    "resolve_mask",
+    "sa_labels",
+    "sa_losses",
+    "sa_mask_values",
+    "sa_optimizer",
+    "sa_refresh_state",
+    "sa_transfer",
+    "sa_weights",
+    "sigmoid_mask",
+    "square_mask",
+    "with_point_weights",
+]

@@ -1,0 +1,212 @@
+"""Residual-based adaptive sampling: RAR (greedy), RAR-D (add by density), RAD (resample).
+
+Wu, Zhu, Tan, Kartha, Lu 2023 compare: from a large candidate set S, with residual
+magnitude e(x) = |r(x)| under the current model,
+
+- RAR (greedy, Lu et al. 2021): add the m candidates with the largest e;
+- RAR-D: add m candidates drawn without replacement with probability
+  p(x) ∝ e(x)^k / mean_S(e^k) + c (paper default k = 2, c = 0);
+- RAD: replace the whole set by N candidates drawn from the same density (default k = 1,
+  c = 1).
+
+These need the model, which `pinnx.fit`'s `data(key)` hook does not get, so they run
+*between* rounds of `fit`, which resumes from its state:
+
+    for r in range(rounds):
+        model, state, _ = pinnx.fit(losses, model, opt, freeze_tasks(sample, {"pde": pts}),
+                                    steps=1000, resample_every=100, opt_state=state)
+        batch = rar_d(losses, model, batch, candidates(key_r), key_r, task="pde", m=50)
+        pts = batch["pde"]
+
+`freeze_tasks` keeps the adaptive set fixed while `fit` resamples the other tasks. A growing
+set changes the batch shape: `fit` compiles once per round (it compiles per call anyway).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..residuals import Losses
+
+__all__ = ["residual_magnitude", "rar_density", "rar", "rar_d", "rad"]
+
+
+def _check(losses: Any, batch: Mapping[str, Any], candidates: Any, task: str) -> Array:
+    if not isinstance(losses, Losses):
+        raise ValueError("adaptive sampling needs per-point residuals: a "
+                         f"pinnx.residuals.Losses, got {type(losses).__name__}")
+    if task not in losses.terms:
+        raise ValueError(f"unknown task {task!r}; the tasks are {sorted(losses.terms)}")
+    if task not in batch:
+        raise ValueError(f"the batch has no entry {task!r}")
+    points = batch[task]
+    candidates = jnp.asarray(candidates)
+    if jnp.ndim(points) != 2:
+        raise ValueError(f"adaptive sampling works on tasks with an (N, d) points entry; "
+                         f"task {task!r} has {type(points).__name__} {jnp.shape(points)}")
+    if candidates.ndim != 2 or candidates.shape[1] != points.shape[1]:
+        raise ValueError(f"candidates must be (M, {points.shape[1]}), got {candidates.shape}")
+    if not bool(jnp.all(jnp.isfinite(candidates))):
+        raise ValueError("candidates hold non-finite values")
+    return candidates.astype(jnp.result_type(points))
+
+
+def residual_magnitude(losses: Losses, model: Any, points: Float[Array, "m d"], *, task: str
+                       ) -> Float[Array, " m"]:
+    """e(x) = |r(x)| of one task at the given points (Euclidean norm of vector residuals).
+
+    Example:
+        >>> e = residual_magnitude(losses, model, candidates, task="pde")   # (M,)
+    """
+    r = losses.terms[task](model, points)
+    return jnp.sqrt(jnp.sum(jnp.reshape(r**2, (r.shape[0], -1)), axis=1))
+
+
+def rar_density(e: Float[Array, " m"], k: float, c: float) -> Float[Array, " m"]:
+    """Sampling probabilities p ∝ e^k / mean(e^k) + c, normalised to sum to 1.
+
+    Uniform when e^k is zero everywhere (and c = 0) or not finite.
+
+    Example:
+        >>> rar_density(jnp.array([0.0, 1.0, 3.0]), k=1.0, c=0.0)   # [0, 0.25, 0.75]
+    """
+    if k < 0 or c < 0:
+        raise ValueError(f"RAR density needs k >= 0 and c >= 0, got k={k}, c={c}")
+    ek = e ** jnp.asarray(k, e.dtype)
+    mean = jnp.mean(ek)
+    ok = (mean > 0) & jnp.isfinite(mean)
+    dens = jnp.where(ok, ek / jnp.where(ok, mean, jnp.ones_like(mean)), jnp.zeros_like(ek))
+    dens = dens + jnp.asarray(c, e.dtype)
+    total = jnp.sum(dens)
+    good = (total > 0) & jnp.isfinite(total)
+    uniform = jnp.full_like(dens, 1 / dens.shape[0])
+    return jnp.where(good, dens / jnp.where(good, total, jnp.ones_like(total)), uniform)
+
+
+def rar(
+    losses: Losses,
+    model: Any,
+    batch: Mapping[str, Any],
+    candidates: Float[Array, "m d"],
+    *,
+    task: str,
+    m: int,
+) -> dict[str, Any]:
+    """RAR (greedy): append the `m` candidates with the largest |residual| to `task`'s points.
+
+    Args:
+        losses: the loss function (per-point residuals of `task`).
+        model: the current model.
+        batch: the current batch; `batch[task]` is an (N, d) array.
+        candidates: (M, d) candidate points, M >= m (e.g. a fresh uniform draw).
+        task: the task whose points grow.
+        m: the number of points to add.
+
+    Returns:
+        The batch with `batch[task]` of shape (N + m, d), the new points last.
+
+    Example:
+        >>> batch = rar(losses, model, batch, domain.sample_interior(key, 10_000), task="pde",
+        ...             m=10)
+
+    References:
+        Lu, Meng, Mao, Karniadakis. "DeepXDE: A deep learning library for solving
+        differential equations". SIAM Review 63, 2021. https://arxiv.org/abs/1907.04502
+    """
+    candidates = _check(losses, batch, candidates, task)
+    if not 0 < m <= candidates.shape[0]:
+        raise ValueError(f"m must lie in [1, {candidates.shape[0]}] (the candidates), got {m}")
+    e = residual_magnitude(losses, model, candidates, task=task)
+    _, idx = jax.lax.top_k(e, m)
+    return dict(batch) | {task: jnp.concatenate([batch[task], candidates[idx]])}
+
+
+def rar_d(
+    losses: Losses,
+    model: Any,
+    batch: Mapping[str, Any],
+    candidates: Float[Array, "m d"],
+    key: PRNGKeyArray,
+    *,
+    task: str,
+    m: int,
+    k: float = 2.0,
+    c: float = 0.0,
+) -> dict[str, Any]:
+    """RAR-D: append `m` candidates drawn (without replacement) with p ∝ e^k/mean(e^k) + c.
+
+    Args:
+        losses: as for `rar`.
+        model: as for `rar`.
+        batch: as for `rar`.
+        candidates: as for `rar`.
+        task: as for `rar`.
+        m: as for `rar`.
+        key: PRNG key of the draw (same key, same points).
+        k: the residual exponent (paper default for RAR-D: 2).
+        c: the uniform share (paper default for RAR-D: 0).
+
+    Returns:
+        The batch with `batch[task]` of shape (N + m, d), the new points last.
+
+    Example:
+        >>> batch = rar_d(losses, model, batch, candidates, key, task="pde", m=10)
+
+    References:
+        Wu, Zhu, Tan, Kartha, Lu. "A comprehensive study of non-adaptive and residual-based
+        adaptive sampling for physics-informed neural networks". Comput. Methods Appl. Mech.
+        Eng. 403, 2023. https://arxiv.org/abs/2207.10289
+    """
+    candidates = _check(losses, batch, candidates, task)
+    if not 0 < m <= candidates.shape[0]:
+        raise ValueError(f"m must lie in [1, {candidates.shape[0]}] (the candidates), got {m}")
+    p = rar_density(residual_magnitude(losses, model, candidates, task=task), k, c)
+    idx = jax.random.choice(key, candidates.shape[0], (m,), replace=False, p=p)
+    return dict(batch) | {task: jnp.concatenate([batch[task], candidates[idx]])}
+
+
+def rad(
+    losses: Losses,
+    model: Any,
+    batch: Mapping[str, Any],
+    candidates: Float[Array, "m d"],
+    key: PRNGKeyArray,
+    *,
+    task: str,
+    n: int | None = None,
+    k: float = 1.0,
+    c: float = 1.0,
+) -> dict[str, Any]:
+    """RAD: replace `task`'s points by `n` candidates drawn with p ∝ e^k/mean(e^k) + c.
+
+    Args:
+        losses: as for `rar_d`.
+        model: as for `rar_d`.
+        batch: as for `rar_d`.
+        candidates: as for `rar_d`.
+        key: as for `rar_d`.
+        task: as for `rar_d`.
+        n: the new number of points (default: the current one, so shapes stay fixed and
+            SA weights can be carried over with `sa_transfer`).
+        k: the density's exponent (paper default for RAD: 1).
+        c: the density's uniform share (paper default for RAD: 1).
+
+    Returns:
+        The batch with `batch[task]` of shape (n, d).
+
+    Example:
+        >>> batch = rad(losses, model, batch, candidates, key, task="pde")
+
+    References:
+        Wu, Zhu, Tan, Kartha, Lu 2023 (see `rar_d`). https://arxiv.org/abs/2207.10289
+    """
+    candidates = _check(losses, batch, candidates, task)
+    n = batch[task].shape[0] if n is None else n
+    if not 0 < n <= candidates.shape[0]:
+        raise ValueError(f"n must lie in [1, {candidates.shape[0]}] (the candidates), got {n}")
+    p = rar_density(residual_magnitude(losses, model, candidates, task=task), k, c)
+    idx = jax.random.choice(key, candidates.shape[0], (n,), replace=False, p=p)
+    return dict(batch) | {task: candidates[idx]}
