@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._rwf import dense
+from ._rwf import check_point, dense
 
 __all__ = ["LDA", "LDALayer"]
 
@@ -134,11 +134,7 @@ class LDA(eqx.Module):
         self.activation = activation
 
     def _check(self, x: Array) -> None:
-        if x.shape != (self.in_size,):
-            raise ValueError(
-                f"LDA expects one point of shape ({self.in_size},), got {x.shape}; "
-                "use jax.vmap(model) for a batch"
-            )
+        check_point("LDA", x, self.in_size)
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, "..."]:
         """u(x): shape () for out_size="scalar", else (out_size,)."""

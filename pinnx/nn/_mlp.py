@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._rwf import FactorizedLinear, dense, rwf_params
+from ._rwf import FactorizedLinear, check_point, dense, rwf_params
 
 __all__ = ["MLP"]
 
@@ -105,11 +105,7 @@ class MLP(eqx.Module):
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, "..."]:
         """u(x): shape () for out_size="scalar", else (out_size,)."""
-        if x.shape != (self.in_size,):
-            raise ValueError(
-                f"MLP expects one point of shape ({self.in_size},), got {x.shape}; "
-                "use jax.vmap(model) for a batch"
-            )
+        check_point("MLP", x, self.in_size)
         h = x
         if self.fourier is not None:
             z = 2 * jnp.pi * (jax.lax.stop_gradient(self.fourier) @ x)

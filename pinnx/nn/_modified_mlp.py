@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._rwf import FactorizedLinear, dense, rwf_params
+from ._rwf import FactorizedLinear, check_point, dense, rwf_params
 
 __all__ = ["ModifiedMLP"]
 
@@ -93,11 +93,7 @@ class ModifiedMLP(eqx.Module):
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, "..."]:
         """u(x): shape () for out_size="scalar", else (out_size,)."""
-        if x.shape != (self.in_size,):
-            raise ValueError(
-                f"ModifiedMLP expects one point of shape ({self.in_size},), got {x.shape}; "
-                "use jax.vmap(model) for a batch"
-            )
+        check_point("ModifiedMLP", x, self.in_size)
         u = self.activation(self.encoder_u(x))
         v = self.activation(self.encoder_v(x))
         h = self.activation(self.layers[0](x))

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._rwf import check_point  # noqa: F401  (re-exported for the multi-task nets)
+
 __all__ = ["MultiTaskNet", "shared_mask"]
 
 Layers = tuple[eqx.nn.Linear, ...]
@@ -77,11 +79,6 @@ def check_out_size(who: str, out_size: int | str) -> int:
                          f"{out_size!r}")
     return out_size
 
-
-def check_point(who: str, x: Array, in_size: int) -> None:
-    if jnp.shape(x) != (in_size,):
-        raise ValueError(f"{who} expects one point of shape ({in_size},), got "
-                         f"{jnp.shape(x)}; use jax.vmap(model) for a batch")
 
 
 def stack_outputs(outs: Sequence[Array], out_size: int | str) -> Array:

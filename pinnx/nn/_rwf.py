@@ -108,3 +108,10 @@ def dense(
     if use_bias:
         return eqx.tree_at(lambda lin: (lin.weight, lin.bias), layer, (weight, bias))
     return eqx.tree_at(lambda lin: lin.weight, layer, weight)
+
+
+def check_point(who: str, x: Array, in_size: int) -> None:
+    """A clear error unless x is one point of shape (in_size,) (networks are unbatched)."""
+    if jnp.shape(x) != (in_size,):
+        raise ValueError(f"{who} expects one point of shape ({in_size},), got "
+                         f"{jnp.shape(x)}; use jax.vmap(model) for a batch")
