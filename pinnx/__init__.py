@@ -55,7 +55,7 @@ from .combine import (
     weighted,
 )
 from .tasks import cosines, gram, num_tasks, task_grads, task_names, task_norms
-from .train import History, NonFinite, fit
+from .train import History, ModelSampler, NonFinite, fit
 
 __version__ = "0.1.0.dev0"
 
@@ -64,6 +64,7 @@ __all__ = [
     "Chain",
     "Combiner",
     "History",
+    "ModelSampler",
     "NonFinite",
     "PCGradState",
     "PerTaskState",

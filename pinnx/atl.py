@@ -41,7 +41,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .problems._problem import Problem
 from .residuals import Losses
 
-__all__ = ["TaskOutput", "ATLLosses", "atl_losses", "ATLTasks", "auxiliary_tasks"]
+__all__ = ["TaskOutput", "ATLLosses", "atl_losses", "ATLTasks", "auxiliary_tasks",
+           "DistancePenalty", "distance_penalty"]
 
 
 class TaskOutput(eqx.Module):
@@ -191,6 +192,69 @@ def atl_losses(
         if not (isinstance(w, (int, float)) and w >= 0 and w < float("inf")):
             raise ValueError(f"the weight of {term!r} must be a finite number >= 0, got {w!r}")
     return ATLLosses(tasks, names, tuple(sorted((t, float(w)) for t, w in weights.items())))
+
+
+class DistancePenalty(eqx.Module):
+    """`losses` plus one more task: `weight * model.distance()` under the key `name`.
+
+    Built by `distance_penalty`; see there.
+    """
+
+    losses: Callable[[Any, Any], Mapping[str, Array]]
+    weight: float = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __call__(self, model: Any, batch: Any) -> dict[str, Float[Array, ""]]:
+        """{**losses(model, batch), name: weight * model.distance()}."""
+        out = dict(self.losses(model, batch))
+        if self.name in out:
+            raise ValueError(f"the losses already have a task {self.name!r}; choose another "
+                             "name for the distance penalty")
+        distance = getattr(model, "distance", None)
+        if not callable(distance):
+            raise ValueError("distance_penalty needs a model with a distance() method, e.g. "
+                             f"pinnx.nn.SoftSharing(..., coupling='distance'), got "
+                             f"{type(model).__name__}")
+        out[self.name] = self.weight * distance()
+        return out
+
+
+def distance_penalty(losses: Callable[[Any, Any], Mapping[str, Array]], weight: float, *,
+                     name: str = "distance") -> DistancePenalty:
+    """Soft sharing by a parameter-distance penalty, as one more task of the loss dictionary.
+
+    The penalty lambda * sum_l sum_{j<k} ||theta_j^l - theta_k^l||^2 between the task
+    columns of a `pinnx.nn.SoftSharing(..., coupling="distance")` network (its
+    `distance()`) becomes the task `name`, so `pinnx.task_grads` gives it its own row: with
+    `pinnx.sum()` the update is the gradient of the total loss sum_k L_k + lambda D, and a
+    conflict-aware aggregator treats the coupling as one more objective.
+
+    Args:
+        losses: the task losses, e.g. `atl_losses(...)`.
+        weight: lambda >= 0, finite.
+        name: the penalty's key in the loss dictionary.
+
+    Returns:
+        A `DistancePenalty`: `losses(model, batch) | {name: weight * model.distance()}`.
+
+    Example:
+        >>> net = pinnx.nn.SoftSharing(2, "scalar", 2, width=32, depth=3, key=key,
+        ...                            coupling="distance")
+        >>> losses = distance_penalty(tasks.losses, 1e-3)
+        >>> net, _, _ = pinnx.fit(losses, net, pinnx.sum() | optax.adam(1e-3), tasks.sample,
+        ...                       steps=5000, resample_every=1)
+
+    References:
+        Duong, Cohn, Bird, Cook. ACL 2015 (the L2 distance penalty of soft sharing); Yan et
+        al. 2023 (ATL-PINN's soft sharing). https://arxiv.org/abs/2307.06167
+    """
+    if not (isinstance(weight, (int, float)) and not isinstance(weight, bool)
+            and 0 <= weight < float("inf")):
+        raise ValueError(f"the distance penalty's weight must be a finite number >= 0, got "
+                         f"{weight!r}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    return DistancePenalty(losses, float(weight), name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

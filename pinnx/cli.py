@@ -208,7 +208,7 @@ def _diagnose(args: argparse.Namespace) -> int:
         print(f"  {outcome}")
         result["check"] = {"steps": outcome.steps, "metric": outcome.metric,
                            "baseline": outcome.baseline, "recommended": outcome.recommended,
-                           "ahead": outcome.ahead}
+                           "ahead": outcome.ahead, "trained": outcome.trained}
     if args.overhead:
         cost = overhead(problem.losses, model, problem.sample, steps=args.overhead,
                         learning_rate=args.lr, key=jax.random.fold_in(key, 1))

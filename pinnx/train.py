@@ -27,7 +27,38 @@ from .combine._ntk import ntk_traces
 from .residuals import Losses
 from .tasks import _check_losses, normalized_gram, task_grads
 
-__all__ = ["fit", "History", "NonFinite"]
+__all__ = ["fit", "History", "NonFinite", "ModelSampler"]
+
+
+class ModelSampler:
+    """A data hook for `fit` that sees the current model: `sample(key, model) -> batch`.
+
+    `fit` calls a plain `data(key)` with the key alone. Wrap a function of the key *and the
+    model* in `ModelSampler` and `fit` passes it the model being trained (its parameters at
+    that step, before the step's update) every time it resamples, inside the compiled loop.
+    That is what residual-based resampling needs (e.g. `pinnx.pointwise.rad_sampler`).
+
+    The function must be jittable and return batches of one fixed structure, shape and
+    dtype (the loop is compiled once): replace points, do not grow the set.
+
+    Args:
+        fn: `fn(key, model) -> batch`.
+
+    Example:
+        >>> data = pinnx.ModelSampler(lambda key, model: my_adaptive_batch(key, model))
+        >>> pinnx.fit(losses, model, opt, data, steps=5000, resample_every=500)
+    """
+
+    def __init__(self, fn: Callable[[PRNGKeyArray, Any], PyTree]):
+        if not callable(fn):
+            raise ValueError(f"ModelSampler wraps a function fn(key, model), got {fn!r}")
+        self.fn = fn
+
+    def __call__(self, key: PRNGKeyArray, model: Any) -> PyTree:
+        return self.fn(key, model)
+
+    def __repr__(self) -> str:
+        return f"ModelSampler({self.fn!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +177,7 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
         if sampler is not None and resample_every is not None:
             batch = jax.lax.cond(
                 (step % resample_every == 0) & (step > 0),
-                lambda: sampler(jax.random.fold_in(sample_key, step)),
+                lambda: sampler(jax.random.fold_in(sample_key, step), carry.params),
                 lambda: batch,
             )
 
@@ -211,6 +242,15 @@ def _make_step(losses, tx, static, tasks, per_task, sampler, resample_every, sam
     return one_step
 
 
+def _sampler(data: Any, static: PyTree) -> Callable[[PRNGKeyArray, PyTree], PyTree] | None:
+    """`fit`'s data hook as `draw(key, params) -> batch`, or None for a fixed batch."""
+    if isinstance(data, ModelSampler):
+        return lambda key, params: data(key, eqx.combine(params, static))
+    if callable(data):
+        return lambda key, params: data(key)
+    return None
+
+
 def _nan_stats(k: int, dtype) -> tuple[Array, Array]:
     return jnp.full((k,), jnp.nan, dtype), jnp.full((k, k), jnp.nan, dtype)
 
@@ -266,7 +306,8 @@ def fit(
         model: the initial model (any pytree; its inexact-array leaves are trained).
         optimizer: a pinnx chain or any optax transform.
         data: a fixed batch, or a function `sample(key) -> batch` (jittable: it is called
-            inside the compiled loop when resampling).
+            inside the compiled loop when resampling), or a `ModelSampler`, called as
+            `sample(key, model)` with the model being trained.
         steps: number of optimisation steps.
         key: PRNG key for sampling (default `jax.random.key(0)`).
         resample_every: draw a fresh batch every this many steps (needs a callable `data`).
@@ -313,12 +354,12 @@ def fit(
     sample_key = jax.random.fold_in(key, 1)
     start = time.perf_counter()
 
-    sampler = data if callable(data) else None
-    batch = sampler(jax.random.fold_in(sample_key, 0)) if sampler else data
-    _check_batch(batch)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     if not jax.tree.leaves(params):
         raise ValueError("the model has no trainable leaves (no floating-point arrays)")
+    sampler = _sampler(data, static)
+    batch = sampler(jax.random.fold_in(sample_key, 0), params) if sampler else data
+    _check_batch(batch)
 
     def evaluate(p, b):
         return losses(eqx.combine(p, static), b)

@@ -7,11 +7,12 @@ import numpy as np
 import optax
 import pytest
 
-from pinnx.atl import ATLLosses, TaskOutput, atl_losses, auxiliary_tasks
+from pinnx.atl import ATLLosses, TaskOutput, atl_losses, auxiliary_tasks, distance_penalty
 from pinnx.combine._gate import cosine_gate
 from pinnx.combine._linear import sum as sum_rows
 from pinnx.nn._hard_sharing import HardSharing
 from pinnx.nn._mlp import MLP
+from pinnx.nn._soft_sharing import SoftSharing
 from pinnx.problems.helmholtz import helmholtz
 from pinnx.tasks import task_grads
 from pinnx.train import fit
@@ -118,3 +119,33 @@ def test_recipe_trains_with_the_gate():
                          eqx.filter(net.heads, eqx.is_array))
     assert all(jax.tree.leaves(moved))
     assert 0 < two.relative_l2(trained) < 10
+
+
+@pytest.mark.standard_promotion
+def test_distance_penalty_is_its_own_task(tasks):
+    net = SoftSharing(2, "scalar", 3, width=8, depth=2, key=KEY, coupling="distance")
+    net = eqx.tree_at(lambda n: n.columns[1][0].weight, net, replace_fn=lambda w: w + 0.1)
+    losses = distance_penalty(tasks.losses, 0.5)
+    batch = tasks.sample(KEY)
+    values = losses(net, batch)
+    assert set(values) == {"main", "aux0", "aux1", "distance"}
+    np.testing.assert_allclose(values["distance"], 0.5 * net.distance(), rtol=1e-6)
+    for name, value in tasks.losses(net, batch).items():
+        np.testing.assert_allclose(values[name], value, rtol=1e-6)
+    # its own gradient row: only the columns, and exactly 0.5 * grad distance
+    _, grads = task_grads(losses, net, batch)
+    names = sorted(values)  # task_grads' row order
+    row = jax.tree.map(lambda g: g[names.index("distance")], grads)
+    expected = jax.grad(lambda n: 0.5 * n.distance())(net)
+    for a, b in zip(jax.tree.leaves(eqx.filter(row, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(expected, eqx.is_array)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # trains in fit with the total loss; the penalty holds the columns together
+    model, _, hist = fit(losses, net, sum_rows() | optax.adam(1e-2), tasks.sample, steps=5,
+                         resample_every=1, log_every=5, progress=False)
+    assert hist.nonfinite is None and np.isfinite(float(model.distance()))
+    with pytest.raises(ValueError, match="weight"):
+        distance_penalty(tasks.losses, -1.0)
+    with pytest.raises(ValueError, match="distance\\(\\) method"):
+        distance_penalty(tasks.losses, 1.0)(
+            HardSharing(2, "scalar", 3, width=8, depth=2, key=KEY), batch)

@@ -1,7 +1,9 @@
 """pinnx.diagnostics statistics, classification and recommendation on synthetic gradient
 sequences with known answers: always opposite, alternating, orthogonal, scaled by 1e4."""
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -10,10 +12,19 @@ from hypothesis import strategies as st
 from strategies import examples
 
 import pinnx
+from pinnx import operators, residuals
 from pinnx.diagnostics import Thresholds, classify, imbalance, recommend, runs, summarize, trend
+from pinnx.geometry import Interval
+from pinnx.nn import MLP
 from pinnx.tasks import normalized_gram
 
 T, P = 200, 6
+LOSSES = residuals.losses(
+    pde=residuals.pde(lambda u, x: operators.derivatives(u, x, 0, 2)[2] + jnp.sin(3 * x[0])),
+    bc=residuals.dirichlet(0.0),
+)
+BATCH = {"pde": Interval(-1.0, 1.0).sample_interior(jax.random.key(1), 16),
+         "bc": Interval(-1.0, 1.0).sample_boundary(jax.random.key(2), 4)}
 RNG = np.random.default_rng(0)
 
 
@@ -153,18 +164,45 @@ def test_imbalance_and_bad_input():
         Thresholds(conflict_fraction=0.0)
 
 
+@pytest.mark.standard_promotion  # optax.adam's bias correction mixes float and int32
 @pytest.mark.parametrize("regime", ["directional", "magnitude", "mixed", "benign"])
 def test_recommendation_code_builds_the_optimizer(regime):
     rec = recommend(regime, ("bc", "pde"), {"bc": 1.0, "pde": 50.0}, learning_rate=2e-3)
-    namespace = {"pinnx": pinnx, "optax": optax}
+    model = MLP(1, "scalar", width=8, depth=2, key=jax.random.key(0))
+    namespace = {"pinnx": pinnx, "optax": optax, "jax": jax, "model": model,
+                 "losses": LOSSES}
     exec(rec.code, namespace)  # the pasted code runs as it is
     opt = namespace["opt"]
+    assert rec.adapters == (regime in ("directional", "mixed"))
+    assert ("adapters" in rec.code) == rec.adapters
     if regime == "benign":
         assert not rec.needs_check and not isinstance(opt, pinnx.Combiner)
     else:
         assert rec.needs_check and repr(opt) == repr(rec.optimizer())
         assert 'lra(alpha=0.1, every=10, main=\'pde\')' in repr(opt)
-    assert ("adapters" in rec.code) == (regime in ("directional", "mixed"))
+    # prepare() builds what the pasted code builds: same model (leaf for leaf), same losses
+    losses, wrapped = rec.prepare(LOSSES, model)
+    assert bool(eqx.tree_equal(wrapped, namespace["model"]))
+    assert type(losses) is type(namespace["losses"])
+    if rec.adapters:
+        assert isinstance(wrapped, pinnx.nn.PerLossAdapters) and wrapped.main == "pde"
+        # the recipe trains: one chain step through route, adapters get their own row
+        state = opt.init(eqx.filter(wrapped, eqx.is_inexact_array), tasks=("bc", "pde"))
+        values, grads = pinnx.task_grads(losses, wrapped, BATCH)
+        params = eqx.filter(wrapped, eqx.is_inexact_array)
+        updates, _ = opt.update(grads, state, params, losses=values)
+        assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))
+    else:
+        assert wrapped is model and losses is LOSSES
+
+
+def test_adapter_recipe_without_pde_task_names_its_main():
+    rec = recommend("directional", ("a", "b"), {"a": 0.5, "b": 2.0})
+    assert rec.main == "b" and 'main="b"' in rec.code
+    _, wrapped = rec.prepare(LOSSES, MLP(1, "scalar", width=8, depth=2, key=jax.random.key(0)))
+    assert wrapped.main == "b"
+    assert not rec.can_prepare(MLP(1, "scalar", width=8, depth=2, key=jax.random.key(0),
+                                   rwf=(1.0, 0.1)))
 
 
 def test_recommendation_main_task_without_pde():

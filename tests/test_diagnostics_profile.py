@@ -1,6 +1,8 @@
 """pinnx.diagnostics.profile: recorded cosines equal pinnx.task_grads', no extra compilation,
 the fit recording option, check mode, the figure, the Klein-Gordon problem."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,9 +12,16 @@ import pytest
 
 import pinnx.combine as pc
 from pinnx import operators, residuals
-from pinnx.diagnostics import ConflictReport, Thresholds, per_sample_interaction, profile
+from pinnx.diagnostics import (
+    ConflictReport,
+    Thresholds,
+    overhead,
+    per_sample_interaction,
+    profile,
+    recommend,
+)
 from pinnx.geometry import Interval
-from pinnx.nn import MLP
+from pinnx.nn import MLP, PerLossAdapters
 from pinnx.problems import PROBLEMS
 from pinnx.problems.klein_gordon import klein_gordon, klein_gordon_solution
 from pinnx.tasks import cosines, task_grads, task_norms
@@ -120,6 +129,39 @@ def test_profile_report_check_and_plot(tmp_path):
     assert "ahead" in str(result)
     with pytest.raises(ValueError, match="steps >= 2"):
         profile(LOSSES, model0(), BATCH, steps=1)
+
+
+def test_check_trains_the_adapter_recipe(tmp_path):
+    report = profile(LOSSES, model0(), sample, steps=4, resample_every=2, checkpoints=0)
+    directional = dataclasses.replace(
+        report, recommendation=recommend("directional", report.tasks,
+                                         {t: 1.0 for t in report.tasks}))
+    seen = []
+
+    def error_fn(m):  # the adapter model is evaluated through model(x): the pde forward
+        seen.append(m)
+        return float(jnp.mean(jax.vmap(m)(BATCH["pde"]) ** 2))
+
+    result = directional.check(steps=5, error_fn=error_fn)
+    assert result.trained.startswith("per-loss adapters (rank 4)")
+    assert np.isfinite(result.recommended) and result.recommended != result.baseline
+    assert isinstance(seen[0], MLP) and isinstance(seen[1], PerLossAdapters)
+    assert seen[1].main == "pde"
+    assert result.recommended == error_fn(seen[1]) != error_fn(seen[1].for_task("bc"))
+    # a model the adapters cannot wrap: the reweighting alone, and the result says so
+    rwf = dataclasses.replace(directional, setup={
+        **directional.setup,
+        "model": MLP(1, "scalar", width=8, depth=2, key=jax.random.key(0), rwf=True)})
+    result = rwf.check(steps=3)
+    assert result.trained.startswith("LRA + Adam only") and "recommended run" in str(result)
+
+
+def test_overhead_times_three_configurations():
+    cost = overhead(LOSSES, model0(), sample, steps=3, rounds=2)
+    assert set(cost) == {"adam", "sum_adam", "profile", "overhead"}
+    assert all(np.isfinite(v) for v in cost.values())
+    assert all(cost[k] > 0 for k in ("adam", "sum_adam", "profile"))
+    assert cost["overhead"] == pytest.approx(cost["profile"] / cost["adam"] - 1)
 
 
 def test_per_sample_interaction_counts_pairs():

@@ -227,3 +227,37 @@ def test_bad_arguments():
     for kind in KINDS:
         with pytest.raises((ValueError, TypeError), match=r"one point of shape|in_size"):
             make(kind)(jnp.ones((4, 2)))
+
+
+def test_soft_sharing_distance_coupling():
+    net = SoftSharing(2, "scalar", 3, width=4, depth=2, key=KEY, coupling="distance")
+    assert net.stitches is None and not any(jax.tree.leaves(net.shared_mask()))
+    assert float(net.distance()) == 0.0  # the columns start equal
+    x = jnp.array([0.3, -0.7])
+    # with equal columns and no mixing, output k is head_k(column(x)): check by hand
+    h = x
+    for layer in net.columns[0]:
+        h = jnp.tanh(layer(h))
+    by_hand = []
+    for head in net.heads:
+        z = h
+        for layer in head[:-1]:
+            z = jnp.tanh(layer(z))
+        by_hand.append(head[-1](z)[0])
+    np.testing.assert_allclose(net(x), jnp.stack(by_hand), rtol=1e-6)
+    # distance(): sum over pairs j < k and layers of squared parameter differences
+    moved = eqx.tree_at(lambda n: (n.columns[1][0].weight, n.columns[2][1].bias), net,
+                        replace_fn=lambda a: a + 0.5)
+    w, b = net.columns[1][0].weight, net.columns[2][1].bias
+    # pairs (0,1) and (1,2) see the weight shift, pairs (0,2) and (1,2) the bias shift
+    expected = 2 * 0.25 * w.size + 2 * 0.25 * b.size
+    np.testing.assert_allclose(moved.distance(), expected, rtol=1e-6)
+    # the penalty's gradient pulls each column towards the others, never touches the heads
+    g = jax.grad(lambda n: n.distance())(moved)
+    np.testing.assert_allclose(g.columns[1][0].weight, 2 * 2 * 0.5 * jnp.ones_like(w),
+                               rtol=1e-6)
+    assert not any(bool(jnp.any(leaf != 0)) for leaf in jax.tree.leaves(g.heads))
+    one = SoftSharing(2, "scalar", 1, width=4, depth=2, key=KEY, coupling="distance")
+    assert float(one.distance()) == 0.0 and one(x).shape == (1,)
+    with pytest.raises(ValueError, match="coupling"):
+        SoftSharing(2, "scalar", 2, width=4, depth=1, key=KEY, coupling="l1")

@@ -1,5 +1,7 @@
-"""RAR, RAR-D and RAD: shapes, reproducible keys, the density, and rounds of pinnx.fit."""
+"""RAR, RAR-D and RAD: shapes, reproducible keys, the density, rounds of pinnx.fit, and RAD
+inside fit through a ModelSampler."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,10 +12,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import examples
 
+import pinnx
 import pinnx.combine as pc
 from pinnx import residuals
 from pinnx.nn import MLP
-from pinnx.pointwise import freeze_tasks, rad, rar, rar_d, rar_density, residual_magnitude
+from pinnx.pointwise import (
+    freeze_tasks,
+    rad,
+    rad_sampler,
+    rar,
+    rar_d,
+    rar_density,
+    residual_magnitude,
+)
 from pinnx.train import fit
 
 
@@ -111,3 +122,65 @@ def test_rounds_of_fit_with_rar_d():
         sizes.append(batch["pde"].shape[0])
         assert hist.nonfinite is None
     assert sizes == [12, 16]
+
+
+@pytest.mark.standard_promotion
+def test_fit_gives_a_model_sampler_the_model_being_trained():
+    seen = []
+
+    def draw(key, model):  # records the model's first weight at every draw
+        jax.debug.callback(lambda w: seen.append(np.asarray(w)), model.layers[0].weight)
+        return {"pde": jax.random.uniform(key, (8, 1), minval=-1, maxval=1),
+                "bc": jnp.array([[1.0]])}
+
+    fit_losses = residuals.losses(pde=residuals.pde(lambda u, x: u(x) - jnp.sin(3 * x[0])),
+                                  bc=residuals.dirichlet(0.0))
+    model = MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+    opt = pc.sum() | optax.adam(1e-2)
+    fit(fit_losses, model, opt, pinnx.ModelSampler(draw), steps=6, resample_every=3,
+        log_every=6, progress=False)
+    assert len(seen) == 2  # step 0 (initial model) and step 3
+    np.testing.assert_array_equal(seen[0], model.layers[0].weight)
+    # the model at the step-3 draw is the model after 3 updates (same first batch, no
+    # resample before step 3)
+    after3, _, _ = fit(fit_losses, model, opt, pinnx.ModelSampler(draw), steps=3,
+                       resample_every=3, log_every=3, progress=False)
+    np.testing.assert_array_equal(seen[1], after3.layers[0].weight)
+    with pytest.raises((ValueError, TypeError)):  # TypeError: the test suite's typechecker
+        pinnx.ModelSampler(3)
+
+
+class Slope(eqx.Module):
+    """u(x) = a x, a trainable scalar: the residual is largest at the ends."""
+
+    a: jax.Array
+
+    def __call__(self, x):
+        return self.a * x[0]
+
+
+@pytest.mark.standard_promotion
+def test_rad_sampler_draws_by_residual_inside_fit():
+    def sample(key):
+        return {"pde": jax.random.uniform(key, (5, 1), minval=-1, maxval=1),
+                "bc": BATCH["bc"]}
+
+    # k = 1, c = 0: p ∝ |x| on the candidates, so x = 0 is never drawn
+    data = rad_sampler(sample, LOSSES, CANDIDATES, task="pde", c=0.0)
+    key = jax.random.key(3)
+    batch = jax.jit(data)(key, Slope(jnp.array(1.0)))
+    k_batch, _, k_pick = jax.random.split(key, 3)
+    expected = rad(LOSSES, Line(), sample(k_batch), CANDIDATES, k_pick, task="pde", c=0.0)
+    np.testing.assert_array_equal(batch["pde"], expected["pde"])
+    assert batch["pde"].shape == (5, 1) and not np.any(batch["pde"] == 0.0)
+    # inside fit, candidates as a function, resampling every 2 steps: one compilation,
+    # finite, and the model moves towards u = 0
+    fresh = rad_sampler(sample, LOSSES, lambda k: jax.random.uniform(k, (64, 1), minval=-1,
+                                                                     maxval=1), task="pde")
+    model, _, hist = fit(LOSSES, Slope(jnp.array(1.0)), pc.sum() | optax.sgd(0.1), fresh,
+                         steps=6, resample_every=2, log_every=6, progress=False)
+    assert hist.nonfinite is None and 0 <= float(model.a) < 1
+    with pytest.raises(ValueError, match="unknown task"):
+        rad_sampler(sample, LOSSES, CANDIDATES, task="ic")
+    with pytest.raises(ValueError, match="k >= 0"):
+        rad_sampler(sample, LOSSES, CANDIDATES, task="pde", k=-1.0)

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import optax
 
+from ..combine import lra
+from ..combine import sum as sum_rows
 from ..train import fit
 
 __all__ = ["CheckResult", "check"]
@@ -25,6 +27,8 @@ class CheckResult:
         ahead: "recommended", "baseline" or "same recipe".
         recipe: the recommended code.
         wall_time: seconds of (baseline, recommended) training.
+        trained: what the recommended run trained (the recipe, or the part of it that
+            applies to the profiled model).
     """
 
     steps: int
@@ -34,6 +38,7 @@ class CheckResult:
     ahead: str
     recipe: str
     wall_time: tuple[float, float]
+    trained: str = ""
 
     def __str__(self) -> str:
         if self.ahead == "same recipe":
@@ -42,7 +47,8 @@ class CheckResult:
         ratio = self.recommended / self.baseline if self.baseline else float("nan")
         return (f"check ({self.steps} steps each, {self.metric}, lower is better): "
                 f"baseline Adam {self.baseline:.3e}, recommended {self.recommended:.3e} "
-                f"(ratio {ratio:.2f}) -> {self.ahead} ahead")
+                f"(ratio {ratio:.2f}) -> {self.ahead} ahead"
+                + (f"\n  recommended run: {self.trained}" if self.trained else ""))
 
 
 def _metric(model, history, error_fn) -> float:
@@ -58,8 +64,12 @@ def check(report: Any, steps: int = 1000,
     """Train the recommended recipe and plain Adam for a short budget from the profile's
     initial model, key and data; report which is ahead.
 
-    Only the runnable part of the recipe is trained: per-loss adapters are not in pinnx
-    yet, so for directional conflict this checks the LRA reweighting alone.
+    For directional conflict the recommended run wraps the profiled model in per-loss
+    adapters (`Recommendation.prepare`: `PerLossAdapters` of rank 4, `adapter_losses`) and
+    trains `route(lra | sum, own=adapter_owners) | adam`; its metric is that of `model(x)`,
+    the main task's forward (trunk + its adapter). A model the adapters cannot wrap (not a
+    `pinnx.nn.MLP` of plain linear layers) gets the LRA reweighting alone, and
+    `CheckResult.trained` says so.
 
     Args:
         report: a `ConflictReport` from `profile`.
@@ -81,15 +91,29 @@ def check(report: Any, steps: int = 1000,
     rec = report.recommendation
     metric = "relative L2 error" if error_fn is not None else "summed loss (last 10%)"
 
-    def train(opt):
-        model, _, h = fit(s["losses"], s["model"], opt, s["data"], steps=steps, key=s["key"],
+    def train(opt, losses, model):
+        model, _, h = fit(losses, model, opt, s["data"], steps=steps, key=s["key"],
                           resample_every=s["resample_every"], log_every=steps,
                           progress=False)
         return _metric(model, h, error_fn), h.wall_time
 
-    base, t_base = train(optax.adam(rec.learning_rate))
+    base, t_base = train(optax.adam(rec.learning_rate), s["losses"], s["model"])
     if not rec.needs_check:
-        return CheckResult(steps, metric, base, base, "same recipe", rec.code, (t_base, 0.0))
-    ours, t_ours = train(rec.optimizer())
+        return CheckResult(steps, metric, base, base, "same recipe", rec.code, (t_base, 0.0),
+                           "plain Adam")
+    if rec.adapters and rec.can_prepare(s["model"]):
+        losses, model = rec.prepare(s["losses"], s["model"])
+        trained = (f"per-loss adapters (rank {model.rank}) + LRA + Adam; metric of model(x) "
+                   f"= trunk + {model.main} adapter")
+        opt = rec.optimizer()
+    else:
+        losses, model = s["losses"], s["model"]
+        trained = "LRA + Adam"
+        if rec.adapters:
+            trained += (f" only: per-loss adapters need a pinnx.nn.MLP of plain linear "
+                        f"layers, not {type(model).__name__}")
+        opt = lra(main=rec.main) | sum_rows() | optax.adam(rec.learning_rate)
+    ours, t_ours = train(opt, losses, model)
     ahead = "recommended" if ours < base else "baseline"
-    return CheckResult(steps, metric, base, ours, ahead, rec.code, (t_base, t_ours))
+    return CheckResult(steps, metric, base, ours, ahead, rec.code, (t_base, t_ours),
+                       trained)

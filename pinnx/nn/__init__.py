@@ -13,6 +13,18 @@ from ._lda import LDA
 from ._mlp import MLP
 from ._mmoe import MMoE
 from ._modified_mlp import ModifiedMLP
+from ._modsync import (
+    MaskedLinear,
+    ModSyncMLP,
+    binary_step,
+    long_tailed_derivative,
+    modsync_labels,
+    modsync_optimizer,
+    modsync_owners,
+    sparsity,
+    sparsity_loss,
+    sparsity_penalty,
+)
 from ._multitask import MultiTaskNet, shared_mask
 from ._ple import PLE
 from ._rwf import FactorizedLinear
@@ -27,12 +39,22 @@ __all__ = [
     "HardSharing",
     "LoRA",
     "MMoE",
+    "MaskedLinear",
+    "ModSyncMLP",
     "ModifiedMLP",
     "MultiTaskNet",
     "PerLossAdapters",
     "SoftSharing",
     "adapter_losses",
     "adapter_owners",
+    "binary_step",
     "cross_losses",
+    "long_tailed_derivative",
+    "modsync_labels",
+    "modsync_optimizer",
+    "modsync_owners",
     "shared_mask",
+    "sparsity",
+    "sparsity_loss",
+    "sparsity_penalty",
 ]

@@ -5,7 +5,8 @@
   piece after the aggregator): `pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=...)`.
 - **Gradient-norm point weights** (`_grad_norm`): w_i = max_j g_j / g_i with
   g_i = ||d r(x_i) / d theta||, carried in the batch and applied by `point_weighted_losses`.
-- **Adaptive sampling** (`_rar`): RAR, RAR-D and RAD, run between rounds of `pinnx.fit`.
+- **Adaptive sampling** (`_rar`): RAR, RAR-D and RAD between rounds of `pinnx.fit`, and RAD
+  inside it (`rad_sampler`, a `pinnx.ModelSampler`).
 - **Resampling** (`_resample`): keep weighted point sets fixed inside `pinnx.fit`
   (`freeze_tasks`), move SA weights to new points (`sa_transfer`), and rebuild the
   optimizer state when their shapes change (`sa_refresh_state`).
@@ -28,7 +29,7 @@ from ._masks import (
     sigmoid_mask,
     square_mask,
 )
-from ._rar import rad, rar, rar_d, rar_density, residual_magnitude
+from ._rar import rad, rad_sampler, rar, rar_d, rar_density, residual_magnitude
 from ._resample import freeze_tasks, nearest_transfer, sa_refresh_state, sa_transfer
 from ._sa import (
     SALosses,
@@ -55,6 +56,7 @@ __all__ = [
     "point_weighted_losses",
     "polynomial_mask",
     "rad",
+    "rad_sampler",
     "rar",
     "rar_d",
     "rar_density",

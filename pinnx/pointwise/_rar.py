@@ -9,8 +9,15 @@ magnitude e(x) = |r(x)| under the current model,
 - RAD: replace the whole set by N candidates drawn from the same density (default k = 1,
   c = 1).
 
-These need the model, which `pinnx.fit`'s `data(key)` hook does not get, so they run
-*between* rounds of `fit`, which resumes from its state:
+RAD keeps the set's size, so it can run *inside* `pinnx.fit`: `rad_sampler` is a
+`pinnx.ModelSampler`, a data hook that `fit` calls with the model being trained at every
+resample step, in the compiled loop:
+
+    data = rad_sampler(problem.sample, losses, domain_candidates, task="pde")
+    model, state, _ = pinnx.fit(losses, model, opt, data, steps=20_000, resample_every=2000)
+
+RAR and RAR-D grow the set, which changes the batch shape, so they run *between* rounds of
+`fit`, which resumes from its state:
 
     for r in range(rounds):
         model, state, _ = pinnx.fit(losses, model, opt, freeze_tasks(sample, {"pde": pts}),
@@ -22,16 +29,18 @@ These need the model, which `pinnx.fit`'s `data(key)` hook does not get, so they
 set changes the batch shape: `fit` compiles once per round (it compiles per call anyway).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..residuals import Losses
+from ..train import ModelSampler
 
-__all__ = ["residual_magnitude", "rar_density", "rar", "rar_d", "rad"]
+__all__ = ["residual_magnitude", "rar_density", "rar", "rar_d", "rad", "rad_sampler"]
 
 
 def _check(losses: Any, batch: Mapping[str, Any], candidates: Any, task: str) -> Array:
@@ -49,7 +58,9 @@ def _check(losses: Any, batch: Mapping[str, Any], candidates: Any, task: str) ->
                          f"task {task!r} has {type(points).__name__} {jnp.shape(points)}")
     if candidates.ndim != 2 or candidates.shape[1] != points.shape[1]:
         raise ValueError(f"candidates must be (M, {points.shape[1]}), got {candidates.shape}")
-    if not bool(jnp.all(jnp.isfinite(candidates))):
+    # traced candidates (drawn inside fit's loop) cannot be read: checked where concrete
+    if not isinstance(candidates, jax.core.Tracer) and not np.all(
+            np.isfinite(np.asarray(candidates))):
         raise ValueError("candidates hold non-finite values")
     return candidates.astype(jnp.result_type(points))
 
@@ -210,3 +221,59 @@ def rad(
     p = rar_density(residual_magnitude(losses, model, candidates, task=task), k, c)
     idx = jax.random.choice(key, candidates.shape[0], (n,), replace=False, p=p)
     return dict(batch) | {task: candidates[idx]}
+
+
+def rad_sampler(
+    sample: Callable[[PRNGKeyArray], Mapping[str, Any]],
+    losses: Losses,
+    candidates: Callable[[PRNGKeyArray], Float[Array, "m d"]] | Float[Array, "m d"],
+    *,
+    task: str,
+    k: float = 1.0,
+    c: float = 1.0,
+) -> ModelSampler:
+    """RAD as `pinnx.fit`'s data hook: every resample, draw `task`'s points by residual.
+
+    At each resample step `fit` calls it with a fresh key and the current model; it draws a
+    batch with `sample`, then replaces `batch[task]` by as many points drawn from the
+    candidates with p ∝ e^k / mean(e^k) + c (`rad`). The batch keeps its shapes, so the
+    compiled loop is reused; the first batch (step 0) is drawn from the initial model.
+
+    Args:
+        sample: `sample(key) -> batch`, e.g. `problem.sample` (its `task` entry sets n).
+        losses: the loss function (per-point residuals of `task`).
+        candidates: `candidates(key) -> (M, d)` (a fresh draw per resample, e.g.
+            `lambda key: domain.sample_interior(key, 10_000)`) or a fixed (M, d) array;
+            M must be at least `batch[task]`'s n.
+        task: the task whose points are drawn by residual.
+        k: the density's exponent (paper default for RAD: 1).
+        c: the density's uniform share (paper default for RAD: 1).
+
+    Returns:
+        A `pinnx.ModelSampler` to pass as `fit`'s `data`, with `resample_every`.
+
+    Example:
+        >>> data = rad_sampler(problem.sample, problem.losses,
+        ...                    lambda key: domain.sample_interior(key, 10_000), task="pde")
+        >>> model, state, history = pinnx.fit(problem.losses, model, opt, data,
+        ...                                   steps=20_000, resample_every=1000)
+
+    References:
+        Wu, Zhu, Tan, Kartha, Lu 2023 (see `rar_d`). https://arxiv.org/abs/2207.10289
+    """
+    if not callable(sample):
+        raise ValueError(f"rad_sampler needs a sample(key) -> batch function, got {sample!r}")
+    if not isinstance(losses, Losses):
+        raise ValueError("adaptive sampling needs per-point residuals: a "
+                         f"pinnx.residuals.Losses, got {type(losses).__name__}")
+    if task not in losses.terms:
+        raise ValueError(f"unknown task {task!r}; the tasks are {sorted(losses.terms)}")
+    rar_density(jnp.ones((1,)), k, c)  # validates k and c now, not at the first resample
+    fixed = None if callable(candidates) else jnp.asarray(candidates)
+
+    def draw(key: PRNGKeyArray, model: Any) -> dict[str, Any]:
+        k_batch, k_cand, k_pick = jax.random.split(key, 3)
+        cands = fixed if fixed is not None else candidates(k_cand)
+        return rad(losses, model, sample(k_batch), cands, k_pick, task=task, k=k, c=c)
+
+    return ModelSampler(draw)
