@@ -164,8 +164,8 @@ def _row_scales(grads: PyTree[Array]) -> Array:
     """Largest absolute entry of each row, over all leaves; 1 for a (numerically) zero row."""
     peak = jnp.max(jnp.stack([jnp.max(jnp.abs(_flat(g)), axis=1)
                               for g in jax.tree.leaves(grads)]), axis=0)
-    # rows below the smallest normal number count as zero: 1/peak would overflow
-    return jnp.where(peak > jnp.finfo(peak.dtype).tiny, peak, jnp.ones_like(peak))
+    # rows below the smallest normal number are zero (flushed); 1/tiny is finite
+    return jnp.where(peak >= jnp.finfo(peak.dtype).tiny, peak, jnp.ones_like(peak))
 
 
 def normalized_gram(

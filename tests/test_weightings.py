@@ -78,7 +78,7 @@ def lra_reference(flat_steps, main, alpha, every, dtype, weighted=False):
                 m = np.mean(np.abs(g[k])) * (w[k] if weighted else 1.0)
                 if k == main:
                     est[k] = 1.0
-                elif m > tiny and peak > tiny:
+                elif m >= tiny and peak >= tiny:
                     est[k] = peak / m
             est = _defined(est, dtype)
             ok = ~np.isnan(est)
@@ -100,8 +100,10 @@ def test_lra_weights_follow_the_formula(case, data):
     scales = data.draw(_scales(k))
     kwargs = dict(alpha=alpha, every=every, main=main, weighted=False)
     rows, states = run(lra, kwargs, grads, params_like(layout, dtype), scales)
-    flat = flush(flatten(grads), dtype)
-    steps = scales[:, :, None] * flat[None]
+    # the rows as pinnx sees them: scaled in `dtype` at each step, then flushed (tiny / 2 is
+    # subnormal: a row [tiny, 1, ...] at scale 0.5 reaches pinnx as [0, 0.5, ...])
+    steps = np.stack([flush(s[:, None] * flush(flatten(grads), dtype), dtype)
+                      for s in np.asarray(scales, np.float64)])
     want, skipped = lra_reference(steps, main, alpha, every, dtype)
     np.testing.assert_allclose(states.weights, want, rtol=_rtol(dtype))
     assert np.all(np.asarray(states.weights)[:, main] == 1)

@@ -3,7 +3,9 @@ against float64 references over several steps, their limits and fixed points, an
 losses (zero, negative, NaN, infinite), which must leave the weights unchanged and be
 counted in the state."""
 
+import decimal
 import math
+from decimal import Decimal
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,7 @@ from weighting_runs import STEPS, run
 from pinnx.combine._dwa import dwa
 from pinnx.combine._grad_norm_weights import grad_norm_weights
 from pinnx.combine._gradnorm import gradnorm, gradnorm_objective
+from pinnx.combine._loss_weighting import scale_rows, scaled_softmax
 from pinnx.combine._lra import lra
 from pinnx.combine._relobralo import relobralo
 from pinnx.combine._softadapt import softadapt
@@ -56,6 +59,15 @@ def _check_rows(rows, weights, grads, dtype):
                                atol=10 * np.finfo(dtype).tiny)
 
 
+def _assert_close_or_flushed(got, want, dtype, rtol):
+    """got == want to rtol, except that a value that may lie below the dtype's smallest
+    normal number (|want| < tiny (1 + rtol)) may also be exactly 0: the hardware flushes
+    results below it (XLA on CPU), e.g. a softmax weight of 3e-39 in float32."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    flushed = (np.abs(want) < np.finfo(dtype).tiny * (1 + rtol)) & (got == 0)
+    np.testing.assert_allclose(got, np.where(flushed, 0.0, want), rtol=rtol, atol=0)
+
+
 def _softmax_k(x):
     e = np.exp(x - np.max(x))
     return len(x) * e / e.sum()
@@ -85,6 +97,9 @@ def gradnorm_reference(norms, losses, alpha, lr, tie):
     return np.array(used), np.array(after), skipped, ties
 
 
+_OBJECTIVE = jax.jit(gradnorm_objective)
+
+
 @pytest.mark.standard_promotion  # optax.sgd inside
 @examples(10)
 @given(task_grads(max_k=8, layouts=LAYOUT), st.data())
@@ -102,7 +117,49 @@ def test_gradnorm_follows_the_paper(case, data):
     assert np.all(np.asarray(states.weights) >= 0)
     np.testing.assert_allclose(states.initial_losses[-1], losses[0], rtol=_rtol(dtype))
     assert int(states.skipped[-1]) == skipped
-    _check_rows(rows, used, grads, dtype)
+    # rows: exactly the weights the state held before each step. Not the reference's: a
+    # step w_k - lr ||g_k|| that is 0 in exact arithmetic (1.697 - 0.1 * 16.97) leaves
+    # rounding noise, 2e-16 in float64 and 0 in float32, within the weights' atol
+    held = np.concatenate([np.ones((1, k)), np.asarray(states.weights, np.float64)[:-1]])
+    np.testing.assert_allclose(held, used, rtol=_rtol(dtype), atol=_rtol(dtype))
+    _check_rows(rows, held, grads, dtype)
+
+
+@pytest.mark.standard_promotion
+def test_gradnorm_one_task_keeps_its_weight():
+    """K = 1: r_1 = 1 and G_1 is its own target, so the weight stays 1 and no step is
+    skipped. Computed, r_1 = ratio / mean(ratio) came out 1 - 1 ulp under jit, the sign
+    step w - lr ||g|| (lr ||g|| = 1.13 here) clipped the only weight to 0 and the step
+    was skipped (found by the thorough profile)."""
+    grads = {"w": jnp.full((1, 8), 4.0, jnp.float32)}
+    losses = np.array([[10.0], [11.54781985], [13.33521432], [15.39926526]])
+    _, states = run(gradnorm, dict(alpha=0.5, learning_rate=0.1), grads,
+                    {"w": jnp.zeros(8, jnp.float32)}, losses=losses)
+    np.testing.assert_array_equal(states.weights, np.ones((STEPS, 1)))
+    np.testing.assert_array_equal(states.skipped, np.zeros(STEPS))
+    value, grad = _OBJECTIVE(*(jnp.asarray([a], jnp.float32) for a in (1.0, 11.3, 1.3, 1.0)),
+                             jnp.float32(1.5))
+    assert float(value) == 0 and float(grad[0]) == 0
+
+
+@pytest.mark.standard_promotion
+def test_gradnorm_compares_below_the_smallest_normal_number():
+    """Norms 1e20, tiny, 0 in float32, equal losses: after the first step w = (0, 1.5, 1.5),
+    so G = (0, 1.5 tiny, 0) and the target mean(G) = tiny / 2 is subnormal. Computed as is,
+    it was flushed to 0, G_0 = 0 looked on target and w stayed put; in units of the largest
+    G the paper's step (w_0 back to 3) is taken (found by the thorough profile)."""
+    tiny = float(np.finfo(np.float32).tiny)
+    flat = np.zeros((3, 8))
+    flat[0, 0], flat[1, 0] = 1e20, tiny
+    grads = {"w": jnp.asarray(flat, jnp.float32)}
+    losses = np.ones((STEPS, 3))
+    _, states = run(gradnorm, dict(alpha=0.5, learning_rate=0.1), grads,
+                    {"w": jnp.zeros(8, jnp.float32)}, losses=losses)
+    norms = np.linalg.norm(flush(flat, jnp.float32), axis=1)
+    _, after, skipped, ties = gradnorm_reference(norms, losses, 0.5, 0.1, 1e-2)
+    assert not ties and after[1, 0] == 3
+    np.testing.assert_allclose(states.weights, after, rtol=1e-6)
+    assert int(states.skipped[-1]) == skipped
 
 
 def _held(v, norms, losses, initial, alpha):
@@ -112,7 +169,6 @@ def _held(v, norms, losses, initial, alpha):
     return jnp.sum(jnp.abs(g - jax.lax.stop_gradient(jnp.mean(g) * r**alpha)))
 
 
-_OBJECTIVE = jax.jit(gradnorm_objective)
 _HELD = jax.jit(jax.value_and_grad(_held))
 
 
@@ -131,10 +187,13 @@ def test_gradnorm_step_descends_its_objective(k, data):
     args = [jnp.asarray(a) for a in (w, norms, losses, initial)]
     value, grad = _OBJECTIVE(*args, alpha)
     want_value, want_grad = _HELD(*args, alpha)
-    np.testing.assert_allclose(value, want_value, rtol=1e-12)
     g = w * norms
     r = (losses / initial) / np.mean(losses / initial)
     target = np.mean(g) * r ** float(alpha)
+    # each term |G_k - target_k| is exact to eps of its parts (K = 1: ours is exactly 0,
+    # the held form's r = 1 rounds to 1 - ulp under jit about one time in seven)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12,
+                               atol=1e-12 * np.sum(g + target))
 
     def fixed(v):
         return np.sum(np.abs(v * norms - target))
@@ -272,9 +331,25 @@ def test_softadapt_softmax_of_slopes(case, data):
     product = np.ones((STEPS, k))
     for (normalized, loss_weighted), state in zip(VARIANTS, states, strict=True):
         want = softadapt_reference(losses, beta, normalized, loss_weighted)
-        np.testing.assert_allclose(state.weights, want, rtol=_rtol(dtype))
+        # beta = -3, slopes up to 40: weights down to e^-240, 0 below tiny
+        _assert_close_or_flushed(state.weights, want, dtype, _rtol(dtype))
         product = product * want
     _check_rows(rows, product, grads, dtype)
+
+
+@pytest.mark.parametrize("dtype, gap", [(jnp.float32, 88.5), (jnp.float64, 709.0)])
+def test_scaled_softmax_keeps_every_normal_weight(dtype, gap):
+    """K = 8, seven logits `gap` below the eighth: their weights 8 e^-gap / (1 + 7 e^-gap)
+    are normal numbers (2.5 tiny), but e^-gap alone is not. K exp(z) / sum exp(z) flushed
+    them to 0 (a softadapt weight, found by the thorough profile); equal logits still give
+    weights exactly 1."""
+    logits = np.full(8, -gap)
+    logits[3] = 0.0
+    got = np.asarray(scaled_softmax(jnp.asarray(logits, dtype)), np.float64)
+    want = _softmax_k(logits)
+    assert np.exp(-gap) < np.finfo(dtype).tiny <= np.min(want)
+    np.testing.assert_allclose(got, want, rtol=_rtol(dtype))
+    np.testing.assert_array_equal(scaled_softmax(jnp.full(7, 0.3, dtype)), np.ones(7))
 
 
 def test_softadapt_temperature_extremes():
@@ -317,16 +392,25 @@ def test_dwa_softmax_of_loss_ratios(case, data):
 
 
 def uncertainty_reference(losses, lr, init, b1=0.9, b2=0.999, eps=1e-8):
-    """s_k descends sum_k exp(-s_k) L_k + s_k with Adam; weights exp(-s) before each step."""
-    s = np.full(losses.shape[1], init)
-    m, v, used, after = np.zeros_like(s), np.zeros_like(s), [], []
-    for t, L in enumerate(losses, start=1):
-        used.append(np.exp(-s))
-        g = 1 - np.exp(-s) * L
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        s = s - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
-        after.append(s.copy())
+    """s_k descends sum_k exp(-s_k) L_k + s_k with Adam; weights exp(-s) before each step.
+
+    In exact arithmetic (50 digits, from the float inputs and constants as given): near the
+    fixed point the gradient 1 - exp(-s) L cancels, and Adam's step g / (|g| + eps)
+    amplifies an error in it by up to lr / eps = 1e7. A float64 reference written this way
+    was off by up to 7e-10 for losses 1, 1 - a few ulp, then 1 +- 5e-9 (the implementation,
+    then also 1 - exp(-s) L, by up to 4e-10)."""
+    with decimal.localcontext(prec=50):
+        lr, b1, b2, eps = (Decimal(x) for x in (lr, b1, b2, eps))
+        s = [Decimal(init)] * losses.shape[1]
+        m, v, used, after = [Decimal(0)] * len(s), [Decimal(0)] * len(s), [], []
+        for t, row in enumerate(losses, start=1):
+            used.append([float((-x).exp()) for x in s])
+            g = [1 - (-x).exp() * Decimal(float(L)) for x, L in zip(s, row, strict=True)]
+            m = [b1 * a + (1 - b1) * b for a, b in zip(m, g, strict=True)]
+            v = [b2 * a + (1 - b2) * b * b for a, b in zip(v, g, strict=True)]
+            s = [x - lr * (a / (1 - b1**t)) / ((b / (1 - b2**t)).sqrt() + eps)
+                 for x, a, b in zip(s, m, v, strict=True)]
+            after.append([float(x) for x in s])
     return np.array(used), np.array(after)
 
 
@@ -342,6 +426,23 @@ def test_uncertainty_descends_its_objective(case, data):
     np.testing.assert_allclose(states.log_vars, after, rtol=_rtol(dtype), atol=_rtol(dtype))
     np.testing.assert_allclose(states.weights, np.exp(-after), rtol=10 * _rtol(dtype))
     _check_rows(rows, used, grads, dtype)
+
+
+@pytest.mark.standard_promotion  # optax.adam inside
+def test_uncertainty_is_exact_near_its_fixed_point():
+    """Losses within 1e-9 of 1 with s near 0 = log 1: the gradient 1 - exp(-s) L is about
+    1e-9 and Adam's step g / (|g| + 1e-8) amplifies its error 1e7 times. Formed as
+    1 - exp(-s) L it lost 1e-10 of s here, up to 4e-10 on such paths (a float64 reference,
+    likewise 7e-10); as -expm1(log L - s), s is exact to rounding (a few eps * lr)."""
+    ulp = 2.0**-53
+    path = np.array([1.0, 1 - 5 * ulp, 1 + 3e-9, 1 - 2e-9])
+    losses = np.stack([path, path[::-1]], axis=1)
+    grads = {"w": jnp.ones((2, 3))}
+    _, states = run(uncertainty, dict(learning_rate=0.1, init=0.0), grads,
+                    {"w": jnp.zeros(3)}, losses=losses)
+    _, after = uncertainty_reference(losses, 0.1, 0.0)
+    assert np.max(np.abs(after)) > 1e-3  # the steps are not at rounding level
+    np.testing.assert_allclose(states.log_vars, after, rtol=0, atol=1e-14)
 
 
 @jax.jit
@@ -369,6 +470,38 @@ def test_uncertainty_fixed_point_is_log_loss(log10_losses):
     again = _settle(state, jnp.asarray(losses))
     np.testing.assert_allclose(again.log_vars, state.log_vars, atol=1e-12)
     assert int(again.skipped) == 0
+
+
+# ---------------------------------------------------------------- float limits
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_weighted_rows_saturate_instead_of_overflowing(dtype):
+    """A weight that fits the dtype can still overflow a row: grad_norm_weights learns
+    lambda_0 = sum_j ||g_j|| / ||g_0|| ~ 1e38 (1e308 in float64) from rows of very
+    different norms, then (every=2: no update) applies it to a row of order 1. The row is
+    scaled to the largest multiple of itself that fits (same direction, largest entry
+    within 4 eps of max) instead of overflowing to inf (found by the thorough profile in
+    a chain of all the weightings); the other row is lambda_1 g_1 as always."""
+    fi = np.finfo(dtype)
+    small, big = (1e-18, 1e20) if dtype == jnp.float32 else (1e-154, 1e154)
+    first = np.array([[small, 0.0, 0.0], [big, 0.0, 0.0]])
+    then = np.array([[6.0, -1.0, 0.5], [1.0, 2.0, 3.0]])
+    opt = grad_norm_weights(alpha=1.0, every=2)
+    state = opt.init({"w": jnp.zeros(3, dtype)}, tasks=2)
+    _, state = opt.update({"w": jnp.asarray(first, dtype)}, state)
+    out, state = opt.update({"w": jnp.asarray(then, dtype)}, state)
+    w = np.asarray(state.weights, np.float64)
+    out = np.asarray(out["w"], np.float64)
+    assert fi.max / 6 < w[0] <= fi.max  # lambda_0 g_0 does not fit
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[0] / then[0], np.max(out[0]) / 6, rtol=2 * fi.eps)
+    assert fi.max * (1 - 5 * fi.eps) <= np.max(np.abs(out[0])) < fi.max
+    np.testing.assert_allclose(out[1], w[1] * then[1], rtol=fi.eps)
+    # within the range the rows are the plain products, and non-finite rows stay so
+    rows = jnp.asarray([[3.0, -1.0], [np.inf, 1.0]], dtype)
+    got = np.asarray(scale_rows(jnp.asarray([2.0, 0.5], dtype), {"w": rows})["w"])
+    np.testing.assert_array_equal(got, [[6.0, -2.0], [np.inf, 0.5]])
 
 
 # ---------------------------------------------------------------- bad losses

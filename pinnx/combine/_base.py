@@ -279,7 +279,7 @@ def unit_sum(beta: Array, norms: Array, grads: PyTree[Array]) -> PyTree[Array]:
     a norm below the dtype's smallest normal number count as zero.
     """
     tiny = jnp.finfo(norms.dtype).tiny
-    inv = jnp.where(norms > tiny, 1 / jnp.where(norms > tiny, norms, 1), 0)
+    inv = jnp.where(norms >= tiny, 1 / jnp.where(norms >= tiny, norms, 1), 0)
     return jax.tree.map(
         lambda g: jnp.sum(_bcast(beta, g) * (g * _bcast(inv, g)), axis=0), grads
     )

@@ -17,6 +17,7 @@ from ._qp import (
     log_info,
     no_info,
     pad,
+    relative_norms,
     scaled_gram,
     task_stats,
     unit_combination,
@@ -37,7 +38,7 @@ class CAGradState(NamedTuple):
 
 # jitted per padded size (see _qp.pad): copies of task 0 leave the problem unchanged
 @functools.partial(jax.jit, static_argnames=("tol", "max_iter"))
-def _cagrad_dual(gram, b, phi, lo, tol, max_iter):
+def _cagrad_dual(gram, b, phi, lo, noise, tol, max_iter):
     """w = argmin_{w in simplex} b . w + phi ||J^T w||, with b = G 1/K, phi = c ||g0||.
 
     For t > 0 let w(t) solve the simplex QP min 1/2 w^T G w + (t / phi) b . w, i.e. J^T w(t)
@@ -47,7 +48,10 @@ def _cagrad_dual(gram, b, phi, lo, tol, max_iter):
     h(lo) > 0 for a small lo > 0, a root lies in (lo, max_k ||g_k||] and is found by
     regula falsi with the Illinois modification (superlinear on the smooth pieces of h,
     never leaves the bracket). (t = 0 is a spurious root when 0 is in the hull.) If
-    h(lo) <= 0, the optimum has ||J^T w|| <= lo: Pareto-stationary, w = w(lo) is returned.
+    h(lo) <= 0, the optimum has ||J^T w|| <= lo: Pareto-stationary, w = w(lo) is returned
+    with `stationary` True. ||J^T w|| computed from G carries an error of about `noise`
+    (sqrt(K eps) ||J||_F: the squared norm's rounding): an h(lo) in [-noise, 0] is not a
+    resolved sign, and is reported as not converged.
     """
     dtype = gram.dtype
     inv_phi = jnp.where(phi > 0, 1 / jnp.where(phi > 0, phi, 1), 0)
@@ -79,6 +83,7 @@ def _cagrad_dual(gram, b, phi, lo, tol, max_iter):
         first, second = it == 0, it == 1
         # h(lo) <= 0: no root above lo (Pareto-stationary); h(hi) >= 0: the root is hi
         done = jnp.where(first, ft <= 0, jnp.where(second, ft >= 0, done))
+        ok = ok & ~(first & (ft <= 0) & (ft > -noise))
         a_new = jnp.where(first | second, a, a_new)
         b_new = jnp.where(first | second, bb, b_new)
         fa_new = jnp.where(first, ft, jnp.where(second, fa, fa_new))
@@ -94,9 +99,10 @@ def _cagrad_dual(gram, b, phi, lo, tol, max_iter):
     _, _, _, _, _, w, ft, t, ok, it, done = jax.lax.while_loop(cond, body, init)
     residual = jnp.abs(ft) / jnp.maximum(t, jnp.finfo(dtype).tiny)
     # stopped at once because h(lo) <= 0 (Pareto-stationary): nothing left to solve
-    residual = jnp.where(done & (it == 1), jnp.zeros_like(residual), residual)
+    stationary = done & (it == 1)
+    residual = jnp.where(stationary, jnp.zeros_like(residual), residual)
     info = QPInfo(iterations=it, converged=done & ok, residual=residual)
-    return w, info
+    return w, stationary, info
 
 
 def cagrad_weights(
@@ -127,19 +133,28 @@ def cagrad_weights(
     Returns:
         `(beta, info)`: (K,) coefficients on the unit directions and the solve's `QPInfo`.
     """
+    top, beta, info = _cagrad_relative(norms, cos, c, norm_eps, tol, max_iter)
+    return top * beta, info
+
+
+def _cagrad_relative(norms, cos, c, norm_eps, tol, max_iter):
+    """CAGrad's coefficients relative to the largest norm, and that norm: the product can
+    underflow (float32 rows near the smallest normal number), so `cagrad` combines the
+    relative coefficients first and scales last."""
     k = norms.shape[0]
     dtype = norms.dtype
+    top, m = relative_norms(norms)
     if c == 0:  # d = g0: nothing to solve
         info = QPInfo(jnp.array(0, jnp.int32), jnp.array(True), jnp.zeros((), dtype))
-        return norms / k, info
+        return top, m / k, info
     tol = default_tol(dtype) if tol is None else tol
-    gram, b, phi, lo = _setup(norms, cos, c, norm_eps)
+    gram, b, phi, lo, noise = _setup(norms, cos, c, norm_eps)
     idx, reduced_gram, reduced_b = _drop_zero_rows(gram, b)
     padded_gram, padded_b = pad(reduced_gram, reduced_b, bucket(k), simplex=True)
-    w, info = _cagrad_dual(padded_gram, padded_b, phi, lo, tol=float(tol),
+    w, stationary, info = _cagrad_dual(padded_gram, padded_b, phi, lo, noise, tol=float(tol),
                            max_iter=int(max_iter))
     w = _fold(unpad(w, k, simplex=True), idx)
-    return _finish(w, gram, b, phi, norms, norm_eps), info
+    return top, _finish(w, stationary, gram, b, phi, norm_eps) * m, info
 
 
 @jax.jit
@@ -168,30 +183,40 @@ def _fold(w, idx):
 
 @functools.partial(jax.jit, static_argnames=("c", "norm_eps"))
 def _setup(norms, cos, c, norm_eps):
-    """G / max norm^2, b = G 1/K (= J g0), phi = c ||g0|| in those units, and the lower end
-    of the root search, a tenth of the zeroing threshold norm_eps ||J||_F (at least a few
-    ulps of ||J||_F)."""
+    """G / max norm^2, b = G 1/K (= J g0), phi = c ||g0|| in those units, the lower end of
+    the root search and the resolution of ||J^T w|| computed from G.
+
+    The lower end is a tenth of the zeroing threshold norm_eps ||J||_F, but at least
+    10 sqrt(eps) ||J||_F (3.5e-3 ||J||_F in float32; 1.5e-7 in float64, below the default
+    1e-5): ||J^T w||^2 = w^T G w carries a rounding error of about K eps ||J||_F^2, so a
+    norm below ~sqrt(K eps) ||J||_F (`noise`) has no correct digit, and the sign of
+    h(lo) = ||J^T w(lo)|| - lo must be resolved for the stationarity test to mean anything.
+    """
     k = norms.shape[0]
     gram = scaled_gram(norms, cos)
     b = gram @ jnp.full((k,), 1 / k, gram.dtype)
     phi = c * jnp.sqrt(jnp.maximum(jnp.sum(b) / k, 0))  # ||g0||^2 = 1^T G 1 / K^2
     frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))
-    lo = max(0.1 * norm_eps, 10 * float(jnp.finfo(gram.dtype).eps)) * frob
-    return gram, b, phi, lo
+    eps = float(jnp.finfo(gram.dtype).eps)
+    lo = max(0.1 * norm_eps, 10 * eps**0.5) * frob
+    noise = (k * eps) ** 0.5 * frob
+    return gram, b, phi, lo, noise
 
 
 @functools.partial(jax.jit, static_argnames=("norm_eps",))
-def _finish(w, gram, b, phi, norms, norm_eps):
-    """Coefficients of d = g0 + phi / ||J^T w|| J^T w on the unit directions (0 near the
+def _finish(w, stationary, gram, b, phi, norm_eps):
+    """Coefficients of d = g0 + phi / ||J^T w|| J^T w on the task gradients (0 near the
     Pareto set, as in torchjd; also 0 when a zero row's vertex, of dual value 0, is at
-    least as good as the w found over the non-zero rows)."""
-    k = norms.shape[0]
+    least as good as the w found over the non-zero rows, and when the root search found the
+    problem Pareto-stationary); times the norms, on the unit directions."""
+    k = w.shape[0]
     gw = jnp.sqrt(jnp.maximum(w @ gram @ w, 0))
     frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))  # ||J||_F in the same units
     has_zero = jnp.any(jnp.diagonal(gram) < jnp.finfo(gram.dtype).tiny)
     far = (gw >= norm_eps * frob) & (gw > 0) & ~(has_zero & (b @ w + phi * gw >= 0))
+    far = far & ~stationary
     weights = 1 / k + phi / jnp.where(far, gw, 1) * w
-    return jnp.where(far, weights, jnp.zeros_like(weights)) * norms
+    return jnp.where(far, weights, jnp.zeros_like(weights))
 
 
 def cagrad(
@@ -209,7 +234,10 @@ def cagrad(
     d = g0 + (c ||g0|| / ||J^T w||) J^T w. So c = 0 gives the mean; larger c moves towards
     MGDA's min-norm direction (for c >= 1 the ball contains 0 and CAGrad can stop at
     Pareto-stationary points). When ||J^T w|| < norm_eps ||J||_F (the min-norm point of the
-    hull is ~0: Pareto-stationary), d = 0, as in torchjd.
+    hull is ~0: Pareto-stationary), d = 0, as in torchjd. In float32 the threshold is at
+    least 10 sqrt(eps) ||J||_F = 3.5e-3 ||J||_F: ||J^T w||, computed from the Gram matrix,
+    has no correct digit below about sqrt(K eps) ||J||_F; where the stationarity test sits
+    within that noise, `converged` is False.
 
     The dual is not a QP (the norm is not squared). It is solved as a scalar root search
     over QPs: for t > 0, let J^T w(t) be the point of the convex hull of the rows closest
@@ -254,9 +282,9 @@ def cagrad(
         del params, extra_args
         num_tasks(updates)
         norms, cos = task_stats(updates)
-        beta, info = cagrad_weights(norms, cos, c, norm_eps=norm_eps, tol=tol,
-                                    max_iter=max_iter)
-        return (unit_combination(beta * factor, norms, updates),
+        # relative coefficients, scaled last: top * beta can underflow in float32
+        top, beta, info = _cagrad_relative(norms, cos, c, norm_eps, tol, max_iter)
+        return (unit_combination(beta * factor, norms, updates, top),
                 CAGradState(info=log_info(info)))
 
     return Aggregator(init, update).labelled(f"cagrad(c={c})")

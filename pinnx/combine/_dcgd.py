@@ -8,7 +8,8 @@ from jaxtyping import Array, Float
 
 from ..tasks import normalized_gram, num_tasks
 from ._base import Aggregator, unit_sum
-from ._qp import QPInfo, log_info, no_info, nonneg_qp
+from ._qp import QPInfo, log_info, no_info
+from ._upgrad import dual_cone_projection
 
 __all__ = ["dcgd", "dcgd_weights", "DCGDState"]
 
@@ -38,10 +39,11 @@ def _project(cos, b, tol, max_iter):
     """Coefficients of the projections of U^T b onto the dual cone {x : U x >= 0}.
 
     By duality the projection is U^T (b + mu) with mu = argmin_{mu >= 0}
-    1/2 mu^T C mu + mu^T (C b); b, (K,) or a batch (M, K), should be of order 1.
+    1/2 mu^T C mu + mu^T (C b) (`dual_cone_projection`, which also zeroes the rounding
+    noise of C b); b, (K,) or a batch (M, K), should be of order 1.
     """
-    mu, info = nonneg_qp(cos, b @ cos, tol=tol, max_iter=max_iter)  # b C = (C b^T)^T
-    return b + mu, log_info(info)
+    y, info = dual_cone_projection(cos, b, tol=tol, max_iter=max_iter)
+    return y, log_info(info)
 
 
 def _safe_div(num, den, floor):

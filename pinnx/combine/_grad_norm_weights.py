@@ -41,6 +41,9 @@ def grad_norm_weights(
     k is multiplied by lambda_k; a step uses the weights updated at that step. Norms are
     computed scale-safely (`pinnx.tasks.normalized_gram`). A zero or non-finite row has no
     estimate: its weight keeps its value and `state.skipped` counts the step.
+    A weight can outgrow the rows (1e37 from rows 1e-19 and 1e20 apart): where
+    lambda_k g_k would overflow the dtype, row k saturates instead (the multiple of g_k
+    whose largest entry is just below the dtype's largest number; never inf).
 
     The reference code (jaxpi) uses the mean of the norms instead of their sum (weights K
     times smaller; the same update direction after any scale-free optimizer such as Adam)

@@ -12,6 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, Key, PyTree
 
 from ..tasks import num_tasks
 from ._base import Aggregator
+from ._trimmed_mean import column_power
 
 __all__ = ["graddrop", "graddrop_select", "GradDropState"]
 
@@ -34,6 +35,13 @@ def graddrop_select(
     where P > U the positive entries are kept, where P < U the negative ones; the output
     is sum_k (l_k + (1 - l_k) M_k) g_k with M_k the keep mask of row k and l_k its leak.
 
+    Floats: every coordinate is first divided by a power of two near its largest entry
+    (exact), so P is computed to a few eps at any magnitude, and the output is within about
+    K u sum_k |g_k| (u = eps / 2) of the exact sum of the kept entries, plus what is
+    flushed: a result below the smallest normal number (tiny), entries below tiny times the
+    coordinate's largest. It overflows to +-inf only where that sum exceeds the dtype's
+    range (e.g. two float32 entries of 3e38 of one sign).
+
     Args:
         grads: per-task gradients, (K, ...) leaves.
         uniforms: params-shaped draws U in (0, 1) (one per coordinate).
@@ -45,12 +53,16 @@ def graddrop_select(
     leak = jnp.asarray(leak)
 
     def leaf(g, u):
-        total, mass = jnp.sum(g, axis=0), jnp.sum(jnp.abs(g), axis=0)
+        # in units of a power of two near each coordinate's largest entry (exact): S and A
+        # of float32 entries near 1e38 overflow, near 1e-38 they flush to zero
+        p = column_power(g)
+        x = g / p[None]
+        total, mass = jnp.sum(x, axis=0), jnp.sum(jnp.abs(x), axis=0)
         ratio = jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1), 0)
         purity = jnp.clip((1 + ratio) / 2, 0, 1)
-        keep = ((purity > u)[None] & (g > 0)) | ((purity < u)[None] & (g < 0))
+        keep = ((purity > u)[None] & (x > 0)) | ((purity < u)[None] & (x < 0))
         lk = jnp.reshape(leak.astype(g.dtype), (-1,) + (1,) * (g.ndim - 1))
-        return jnp.sum(jnp.where(keep, g, lk * g), axis=0)
+        return jnp.sum(jnp.where(keep, x, lk * x), axis=0) * p
 
     return jax.tree.map(leaf, grads, uniforms)
 

@@ -51,15 +51,32 @@ def gradnorm_objective(
     G_k = w_k ||g_k||, G_bar = mean_k G_k, r_k = (L_k / L_k(0)) / mean_j (L_j / L_j(0)),
     L_grad = sum_k |G_k - G_bar r_k^alpha|; the target G_bar r_k^alpha is a constant (the
     paper), so dL_grad/dw_k = sign(G_k - target_k) ||g_k||. The losses must be positive.
+    For one task, r_1 = 1 and G_1 is its own target: L_grad and its gradient are exactly 0
+    (computed, the rounding of r_1 would give a sign step of +-||g_1||).
+
+    The G_k and targets are compared in units of a power of two 2^E with the largest G_k in
+    [2^E / 4, 2^E) (exponents added, mantissas multiplied: no G_k overflows, and none
+    underflows unless it is below 4 tiny times the largest), so the signs do not depend on
+    the scale of the gradients: G = (0, 1.5 tiny, 0), whose target mean(G) = tiny / 2 was
+    flushed to 0 in absolute terms (G_0 then looked on target), compares like (0, 1.5, 0).
 
     Returns:
         `(L_grad, gradient)`.
     """
-    g = weights * norms
+    if weights.shape[0] == 1:  # r = 1, target = G exactly (rounding would step by -+||g||)
+        gap = weights * norms
+        gap = gap - gap  # 0, or NaN for a non-finite G, as the general form gives
+        return jnp.sum(jnp.abs(gap)), gap * norms
+    (mw, ew), (mn, en) = jnp.frexp(weights), jnp.frexp(norms)
+    m, e = mw * mn, ew + en  # G_k = m_k 2^e_k, |m_k| in [1/4, 1) or 0 (inf, NaN as given)
+    live = m != 0
+    top = jnp.max(jnp.where(live, e, jnp.iinfo(e.dtype).min))
+    top = jnp.where(jnp.any(live), top, 0)
+    rel = jnp.ldexp(m, e - top)  # G_k / 2^top, the largest in [1/4, 1)
     ratio = losses / initial_losses
     rate = ratio / jnp.mean(ratio)
-    target = jnp.mean(g) * rate**alpha
-    return jnp.sum(jnp.abs(g - target)), jnp.sign(g - target) * norms
+    gap = rel - jnp.mean(rel) * rate**alpha  # (G_k - target_k) / 2^top
+    return jnp.ldexp(jnp.sum(jnp.abs(gap)), top), jnp.sign(gap) * norms
 
 
 def gradnorm(

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, Key
 
 from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, count_tasks, unit_sum
+from ._base import Aggregator, count_tasks
 from ._pcgrad import _others, _random_others
+from ._qp import relative_norms, unit_combination
 
 __all__ = ["gradvac", "gradvac_rows", "GradVacState", "TARGET_CAP"]
 
@@ -46,7 +47,19 @@ def gradvac_rows(
     before the adjustment). Rows are independent, so all K rows advance together. A row
     that cancels to rounding noise (||v|| <= sqrt(K eps) sum_k |c_k|, as when a pair that
     is exactly opposite is raised) counts as a zero row from then on: cosine 0, nothing
-    raised.
+    raised. Likewise, where the part of v orthogonal to u_j (||v|| sqrt(1 - phi^2)) is
+    below that level, v counts as parallel or opposite to u_j: raising it towards an
+    opposite g_j leaves nothing of it (the formula's limit), whatever the target, rather
+    than that noise divided by sqrt(1 - t^2). A zero row j (cos[j, j] = 0) is never raised
+    towards.
+
+    Floats (u = eps / 2): v is known only through c, so ||v||^2 = c' cos c and v . u_j
+    carry the cosines' rounding (about (2 P + 6) u each, from `normalized_gram` over P
+    coordinates) times (sum_k |c_k|)^2 and sum_k |c_k|, plus 2 K u of their own. With
+    rho = sum_k |c_k| / ||v|| >= 1 (how far row i has cancelled), phi and (relatively) ||v||
+    are off by at most delta = (3 P + 2 K + 10) u rho^2, and a raise lands within
+    4 delta / (1 - phi^2) of its target (the sine of the angle before divides twice), plus
+    about (K + 10) eps rho' (rho' after the raise).
 
     Args:
         cos: (K, K) cosine matrix of the task gradients (zero rows: all-zero cosines).
@@ -66,20 +79,28 @@ def gradvac_rows(
     # cancels below sqrt(eps) sum |c| (raising a pair that is exactly opposite) has no
     # reliable direction left and counts as a zero row (cosine 0, nothing raised)
     noise = jnp.sqrt(k * jnp.finfo(cos.dtype).eps)
+    nonzero = jnp.diagonal(cos) > 0  # a zero row (u_j = 0) has nothing to raise towards
 
     def visit(carry, j):  # every row i visits its next task j[i]
         c, phi = carry
         dot = jnp.sum(c * cos[:, j].T, axis=1)  # v_i . u_j for every row i
         norm = jnp.sqrt(jnp.maximum(jnp.einsum("ik,kl,il->i", c, cos, c), 0))
-        live = norm > noise * jnp.sum(jnp.abs(c), axis=1)
+        floor = noise * jnp.sum(jnp.abs(c), axis=1)
+        live = norm > floor
         now = jnp.where(live, jnp.clip(dot / jnp.where(live, norm, 1), -1, 1), 0)
         target = phi[rows, j]
         t = jnp.minimum(target, TARGET_CAP)
         sin_now = jnp.sqrt(jnp.maximum(1 - now**2, 0))
+        # the part of v orthogonal to u_j (norm * sin_now) is rounding noise by the same
+        # measure: v is (anti)parallel to u_j. Otherwise raising an exactly opposite pair
+        # (float32 cosine -1 + 1 ulp) would leave that noise, divided by sin_t, as a row
+        flat = live & (norm * sin_now <= floor)
+        now_r = jnp.where(flat, jnp.sign(now), now)
+        sin_now = jnp.where(flat, 0, sin_now)
         sin_t = jnp.sqrt(jnp.maximum(1 - t**2, 0))
         # sin_t = 0 only for t = -1, which nothing is below: no raise, safe denominator
-        w = norm * (t * sin_now - now * sin_t) / jnp.where(sin_t > 0, sin_t, 1)
-        c = c.at[rows, j].add(jnp.where(now < t, w, 0))
+        w = norm * (t * sin_now - now_r * sin_t) / jnp.where(sin_t > 0, sin_t, 1)
+        c = c.at[rows, j].add(jnp.where((now_r < t) & live & nonzero[j], w, 0))
         phi = phi.at[rows, j].set((1 - beta) * target + beta * now)
         return (c, phi), None
 
@@ -113,7 +134,10 @@ def gradvac(beta: float = 0.5, *, seed: int = 0, random_order: bool = True) -> A
     need an infinite multiple of g_j). Raising a row that is exactly opposite to g_j leaves
     nothing of it (it has no component orthogonal to g_j: the formula's limit), and a row
     that has cancelled to rounding noise counts as zero from then on (see `gradvac_rows`).
-    Zero rows have cosine 0 with every row.
+    Zero rows have cosine 0 with every row. The update is the sum of the rows as given
+    (`jnp.sum`, exactly that when nothing is raised) plus what the raises added, formed on
+    the unit directions relative to the largest norm (`unit_combination`); the accuracy of
+    a raise is stated in `gradvac_rows`.
 
     The state (`GradVacState`) holds the K x K targets, so init needs the number of tasks
     (`opt.init(params, tasks=K)`; `pinnx.fit` passes it), and a key for the orders. A Gram
@@ -159,7 +183,16 @@ def gradvac(beta: float = 0.5, *, seed: int = 0, random_order: bool = True) -> A
         else:
             order = _others(k)
         c, phi = gradvac_rows(cos, state.phi, order, beta)
-        beta_u = jnp.sum(norms[:, None] * c, axis=0)
-        return unit_sum(beta_u, norms, updates), GradVacState(phi.astype(state.phi.dtype), key)
+        # g_i^vac = g_i + ||g_i|| sum_{k != i} c_ik u_k (c_ii = 1 is never changed): the rows
+        # summed as they are, plus what the raises added, on the unit directions relative to
+        # the largest norm and scaled last (||g_i|| c_ik u_k of float32 rows near the
+        # smallest normal number is subnormal: flushed to zero)
+        added = c - jnp.eye(k, dtype=c.dtype)
+        top, rel = relative_norms(norms)
+        extra = unit_combination(jnp.sum(rel[:, None] * added, axis=0), norms, updates, top)
+        any_raised = jnp.any(added != 0)
+        out = jax.tree.map(lambda g, e: jnp.sum(g, axis=0) + jnp.where(any_raised, e, 0),
+                           updates, extra)
+        return out, GradVacState(phi.astype(state.phi.dtype), key)
 
     return Aggregator(init, update).labelled(label)

@@ -31,7 +31,7 @@ def imtl_g_weights(
     k = cos.shape[0]
     beta, _, q, kappa = _pinv_one(cos)
     tiny = jnp.finfo(norms.dtype).tiny
-    nonzero = norms > tiny
+    nonzero = norms >= tiny
     smallest = jnp.min(jnp.where(nonzero, norms, jnp.inf))
     smallest = jnp.where(jnp.any(nonzero), smallest, jnp.ones_like(smallest))
     ratio = jnp.where(nonzero, smallest / jnp.where(nonzero, norms, 1), 0)  # in [0, 1]

@@ -3,11 +3,13 @@
 import operator
 import warnings
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, stateless_init, weighted_sum
+from ._base import Aggregator, stateless_init
+from ._trimmed_mean import row_mean
 
 __all__ = ["krum", "krum_scores", "krum_weights"]
 
@@ -103,8 +105,11 @@ def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> 
     selection is invariant to rescaling all rows together, not to rescaling one row.
 
     Computed from the K x K cosine matrix and the K norms (a Gram weighting: one pass over
-    the gradients for the Gram matrix, one for the weighted sum), then a sort of K scores.
-    Ties go to the lower row index.
+    the gradients for the Gram matrix, one for the mean), then a sort of K scores. Ties go
+    to the lower row index. The mean of the m rows is formed as in `trimmed_mean` (scaled
+    by a power of two per coordinate, see `row_mean`): within (m - 1) u sum_k |g_k| / m +
+    u |mean| of the exact mean (u = eps / 2; a mean below the smallest normal number is
+    flushed to 0), finite, and within the range of the rows averaged.
 
     Too few rows: K is static, and K < f + 3 leaves no neighbour to score a row by, so no
     row can be told apart from the others: krum then returns the mean of all rows, and warns
@@ -137,6 +142,8 @@ def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> 
                 f"{k}: it returns the mean of the rows", stacklevel=2)
         norms, cos = normalized_gram(updates)
         w = krum_weights(norms, cos, n_byzantine, n_selected, squared)
-        return weighted_sum(w, updates), state
+        # the mean of the selected rows, formed scale-safe (`row_mean`): 1/m times a row
+        # of the smallest normal number underflows, a sum of 1e38 rows overflows
+        return jax.tree.map(lambda g: row_mean(g, w > 0), updates), state
 
     return Aggregator(stateless_init, update).labelled(label)

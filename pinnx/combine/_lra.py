@@ -56,7 +56,7 @@ def lra_estimates(
     if weights is not None:
         mean_abs = mean_abs * weights.astype(mean_abs.dtype)
     tiny = jnp.finfo(mean_abs.dtype).tiny
-    ok = (mean_abs > tiny) & jnp.isfinite(mean_abs) & jnp.isfinite(peak) & (peak > tiny)
+    ok = (mean_abs >= tiny) & jnp.isfinite(mean_abs) & jnp.isfinite(peak) & (peak >= tiny)
     est = peak / jnp.where(ok, mean_abs, 1)
     ok = ok & jnp.isfinite(est)
     is_main = jnp.arange(k) == main
@@ -86,7 +86,10 @@ def lra(
 
     Where an estimate is undefined (task k's gradient is zero or not finite, or the main
     gradient is zero, as at a trivial initial solution) that weight keeps its value and
-    `state.skipped` counts the step.
+    `state.skipped` counts the step. A weight can outgrow the rows (1e37 from rows 1e-19
+    and 1e20 apart): where lambda_k g_k would overflow the dtype, row k saturates instead
+    (the multiple of g_k whose largest entry is just below the dtype's largest number;
+    never inf).
 
     Args:
         alpha: weight of the new estimate in the moving average (the paper's 1 - beta with

@@ -7,7 +7,16 @@ from jaxtyping import Array, Float
 
 from ..tasks import num_tasks
 from ._base import Aggregator
-from ._qp import QPInfo, log_info, no_info, scaled_gram, simplex_qp, task_stats, unit_combination
+from ._qp import (
+    QPInfo,
+    log_info,
+    no_info,
+    relative_norms,
+    scaled_gram,
+    simplex_qp,
+    task_stats,
+    unit_combination,
+)
 
 __all__ = ["mgda", "mgda_weights", "MGDAState"]
 
@@ -40,9 +49,18 @@ def mgda_weights(
     Returns:
         `(beta, info)`: (K,) coefficients on the unit directions, and the solver's `QPInfo`.
     """
+    top, beta, info = _mgda_relative(norms, cos, tol, max_iter)
+    return top * beta, info
+
+
+def _mgda_relative(norms, cos, tol, max_iter):
+    """MGDA's coefficients relative to the largest norm, and that norm: the product can
+    underflow (float32 rows near the smallest normal number), so `mgda` combines the
+    relative coefficients first and scales last."""
     w, info = simplex_qp(scaled_gram(norms, cos), jnp.zeros_like(norms), tol=tol,
                          max_iter=max_iter)
-    return w * norms, info
+    top, m = relative_norms(norms)
+    return top, w * m, info
 
 
 def mgda(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator:
@@ -88,7 +106,8 @@ def mgda(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator
         del params, extra_args
         num_tasks(updates)
         norms, cos = task_stats(updates)
-        beta, info = mgda_weights(norms, cos, tol=tol, max_iter=max_iter)
-        return unit_combination(beta, norms, updates), MGDAState(info=log_info(info))
+        # relative coefficients, scaled last: top * beta can underflow in float32
+        top, beta, info = _mgda_relative(norms, cos, tol, max_iter)
+        return unit_combination(beta, norms, updates, top), MGDAState(info=log_info(info))
 
     return Aggregator(init, update).labelled("mgda()")

@@ -108,7 +108,9 @@ def ntk_weights(alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
     points (`ntk_traces`); tr(K) = sum_j tr(K_jj) is the trace of the whole NTK. Row k is
     multiplied by lambda_k; a step uses the weights updated at that step. A zero or
     non-finite trace has no estimate: that weight keeps its value and `state.skipped`
-    counts the step.
+    counts the step. Traces far apart give weights up to the dtype's largest number: where
+    lambda_k g_k would overflow the dtype, row k saturates instead (the multiple of g_k
+    whose largest entry is just below the dtype's largest number; never inf).
 
     The traces need the per-point residuals, which the per-task gradients do not carry, so
     they are an explicit input, the keyword `ntk_traces=` of `update`:

@@ -54,7 +54,8 @@ def softadapt(
     The losses come from `losses=` and must be finite (and the f_k non-negative with a
     positive sum, for `loss_weighted`); otherwise the weights are left unchanged, the losses
     are not recorded, and `state.skipped` counts the step. With `normalized`, slopes that
-    are all zero stay zero (equal weights).
+    are all zero stay zero (equal weights). A weight below the dtype's smallest normal
+    number is 0 (beta = -3 and slopes 30 apart give e^-90); every larger one is kept.
 
     Args:
         beta: the softmax scale; > 0 favours the slowest-improving tasks, < 0 the fastest.

@@ -48,13 +48,20 @@ def uncertainty(
     its own optimizer (Adam by default) at every update. For fixed losses s_k converges to
     log L_k (where exp(-s_k) L_k = 1): each task's weight tends to 1 / L_k.
 
+    The gradient is formed as -expm1(log L_k - s_k): its error is a few eps (|log L_k| +
+    |s_k|) exp(-s_k) L_k, so it keeps full relative precision near s = log L = 0, where
+    1 - exp(-s_k) L_k loses its last digits to cancellation (errors of eps, which Adam, whose
+    step is about g / (|g| + 1e-8) for small g, amplifies up to learning_rate / 1e-8 times).
+
     The log-variances live in the transform's state, not in the model: the chain stays a
     function of the network's gradients only, works with any outer optax optimizer and with
     `pinnx.fit` unchanged, and s (with `weights` = exp(-s)) can be read from the state. Its
     step size is set here, independently of the network's.
 
     The loss values come from `losses=`. A step whose losses are zero, negative or not
-    finite leaves s unchanged (log L_k is undefined) and `state.skipped` counts it.
+    finite leaves s unchanged (log L_k is undefined) and `state.skipped` counts it. Where
+    exp(-s_k) g_k would overflow the dtype, row k saturates instead (the multiple of g_k
+    whose largest entry is just below the dtype's largest number; never inf).
 
     Args:
         learning_rate: step size of the default optimizer of s, `optax.adam`.
@@ -91,7 +98,8 @@ def uncertainty(
         values = loss_vector(losses, k, "uncertainty", s.dtype)
         weights = jnp.exp(-s)
         ok = all_positive(values)
-        grad = jnp.where(ok, 1 - weights * values, 0)
+        # 1 - exp(-s) L without the cancellation near the fixed point s = log L
+        grad = jnp.where(ok, -jnp.expm1(jnp.log(jnp.where(ok, values, 1)) - s), 0)
         step, inner = inner_tx.update(grad, state.inner, s)
         new_s = optax.apply_updates(s, step)
         ok = ok & jnp.all(jnp.isfinite(new_s)) & jnp.all(jnp.isfinite(jnp.exp(-new_s)))

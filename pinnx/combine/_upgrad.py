@@ -72,7 +72,15 @@ def dual_cone_projection(
     Returns:
         `(y, info)`: coefficients shaped like `lower`, and the `QPInfo` (batched for M).
     """
-    x, info = nonneg_qp(cos, lower @ cos, tol=tol, max_iter=max_iter)  # C is symmetric
+    linear = lower @ cos  # C is symmetric
+    # entries of C lower within their own rounding are zero to working precision: the
+    # cancellation between opposite rows (0.2 - 0.2 + 6e-21, with FMA) leaves noise of
+    # either sign, which the solver, judging each coordinate on the size of its linear
+    # term, would take for a gradient (a problem that is not bounded)
+    k = cos.shape[-1]
+    noise = (k + 1) * jnp.finfo(cos.dtype).eps * (jnp.abs(lower) @ jnp.abs(cos))
+    linear = jnp.where(jnp.abs(linear) <= noise, jnp.zeros_like(linear), linear)
+    x, info = nonneg_qp(cos, linear, tol=tol, max_iter=max_iter)
     return lower + x, info
 
 
@@ -100,16 +108,25 @@ def upgrad_weights(
         `(beta, info)`: (K,) coefficients on the unit directions and the K solves'
         `QPInfo` (batched: one entry per task).
     """
+    top, beta, info = _upgrad_relative(norms, cos, tol, max_iter)
+    return top * beta, info
+
+
+def _upgrad_relative(norms, cos, tol, max_iter):
+    """UPGrad's coefficients relative to the largest norm, and that norm: the product can
+    underflow (float32 rows near the smallest normal number), so `upgrad` combines the
+    relative coefficients first and scales last."""
     k = norms.shape[0]
     ys, info = dual_cone_projection(cos, jnp.eye(k, dtype=cos.dtype), tol=tol,
                                     max_iter=max_iter)
-    return _mean_of_projections(norms, ys), info
+    top, beta = _mean_of_projections(norms, ys)
+    return top, beta, info
 
 
 @jax.jit
 def _mean_of_projections(norms, ys):
     top, m = relative_norms(norms)
-    return top * (m @ ys) / norms.shape[0]
+    return top, (m @ ys) / norms.shape[0]
 
 
 def dualproj_weights(
@@ -134,10 +151,16 @@ def dualproj_weights(
     Returns:
         `(beta, info)`: (K,) coefficients on the unit directions and the solve's `QPInfo`.
     """
-    k = norms.shape[0]
-    top, m = relative_norms(norms)
-    y, info = dual_cone_projection(cos, m / k, tol=tol, max_iter=max_iter)
+    top, y, info = _dualproj_relative(norms, cos, tol, max_iter)
     return top * y, info
+
+
+def _dualproj_relative(norms, cos, tol, max_iter):
+    """DualProj's coefficients relative to the largest norm, and that norm (see
+    `_upgrad_relative`)."""
+    top, m = relative_norms(norms)
+    y, info = dual_cone_projection(cos, m / norms.shape[0], tol=tol, max_iter=max_iter)
+    return top, y, info
 
 
 def upgrad(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator:
@@ -179,8 +202,10 @@ def upgrad(*, tol: float | None = None, max_iter: int | None = None) -> Aggregat
         del params, extra_args
         num_tasks(updates)
         norms, cos = task_stats(updates)
-        beta, info = upgrad_weights(norms, cos, tol=tol, max_iter=max_iter)
-        return unit_combination(beta, norms, updates), UPGradState(info=log_info(info))
+        # relative coefficients, scaled last: top * beta can underflow in float32
+        top, beta, info = _upgrad_relative(norms, cos, tol, max_iter)
+        return (unit_combination(beta, norms, updates, top),
+                UPGradState(info=log_info(info)))
 
     return Aggregator(init, update).labelled("upgrad()")
 
@@ -224,7 +249,8 @@ def dualproj(*, tol: float | None = None, max_iter: int | None = None) -> Aggreg
         del params, extra_args
         num_tasks(updates)
         norms, cos = task_stats(updates)
-        beta, info = dualproj_weights(norms, cos, tol=tol, max_iter=max_iter)
-        return unit_combination(beta, norms, updates), DualProjState(info=log_info(info))
+        top, beta, info = _dualproj_relative(norms, cos, tol, max_iter)
+        return (unit_combination(beta, norms, updates, top),
+                DualProjState(info=log_info(info)))
 
     return Aggregator(init, update).labelled("dualproj()")

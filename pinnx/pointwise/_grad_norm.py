@@ -129,7 +129,7 @@ def grad_norm_point_weights(
                          "per-point gradient norms must be finite and non-negative")
     top = jnp.max(norms)
     tiny = jnp.finfo(norms.dtype).tiny
-    ok = top > tiny
+    ok = top >= tiny
     safe_top = jnp.where(ok, top, jnp.ones_like(top))
     # ratios in units of the largest norm: no overflow for any finite scale
     rel = jnp.maximum(norms / safe_top, jnp.asarray(floor, norms.dtype))
