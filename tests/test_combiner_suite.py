@@ -168,7 +168,7 @@ def _cached(name, k):
 
 
 @each_combiner
-@examples(30)
+@examples(20)
 @given(data=st.data())
 def test_finite_input_gives_finite_output(name, data):
     """Zero, parallel, opposite, 1e-20- and 1e20-scaled rows: finite updates, dtype kept.
