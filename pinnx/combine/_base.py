@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, PyTree
+from jaxtyping import Array, Float, PyTree
 
 from ..tasks import task_names
 
@@ -283,6 +283,16 @@ def unit_sum(beta: Array, norms: Array, grads: PyTree[Array]) -> PyTree[Array]:
     return jax.tree.map(
         lambda g: jnp.sum(_bcast(beta, g) * (g * _bcast(inv, g)), axis=0), grads
     )
+
+
+def power_below(top: Float[Array, "..."]) -> Float[Array, "..."]:
+    """A power of two p with p <= top < 2 p (top < 4 p in the top binade, so that 1 / p is
+    normal too); 1 where top is below the smallest normal number. Dividing by p is exact:
+    the scale-safe sums of `_trimmed_mean`, `_random` and `_qp` work in these units."""
+    _, e = jnp.frexp(top)  # 2^(e-1) <= top < 2^e
+    fi = jnp.finfo(top.dtype)
+    e = jnp.minimum(e - 1, fi.maxexp - 2)
+    return jnp.where(top >= fi.tiny, jnp.ldexp(jnp.ones_like(top), e), jnp.ones_like(top))
 
 
 def stateless_init(params: PyTree, *, tasks: Tasks = None) -> optax.EmptyState:

@@ -93,7 +93,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ..tasks import normalized_gram
-from ._base import unit_sum
+from ._base import power_below, unit_sum
 
 __all__ = [
     "QPInfo",
@@ -606,12 +606,7 @@ def unit_combination(
     4.6e-38). Where beta itself could underflow, pass it relative to `scale` (e.g. the
     largest task norm).
     """
-    top = jnp.max(jnp.abs(beta))
-    _, e = jnp.frexp(top)  # 2^(e-1) <= top < 2^e
-    normal = top >= jnp.finfo(beta.dtype).tiny
-    # capped below 2^(maxexp - 1): 1 / 2^127 is subnormal in float32 and would be flushed
-    e = jnp.minimum(e - 1, jnp.finfo(beta.dtype).maxexp - 2)
-    power = jnp.where(normal, jnp.ldexp(jnp.ones_like(top), e), jnp.ones_like(top))
+    power = power_below(jnp.max(jnp.abs(beta)))
     out = unit_sum(beta / power, norms, grads)
     if scale is None:
         return jax.tree.map(lambda v: v * power, out)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from ..tasks import num_tasks
-from ._base import Aggregator, stateless_init
+from ._base import Aggregator, power_below, stateless_init
 
 __all__ = ["trimmed_mean", "trimmed_mean_rows"]
 
@@ -19,12 +19,7 @@ def column_power(g: Float[Array, "rows ..."]) -> Float[Array, "..."]:
     and is exact, unless it falls below the smallest normal number (an entry under 2^-126
     of its column's largest, in float32), where it is flushed to zero. Sums of g / p
     neither overflow nor underflow."""
-    top = jnp.max(jnp.abs(g), axis=0)
-    _, e = jnp.frexp(top)
-    fi = jnp.finfo(g.dtype)
-    e = jnp.minimum(e - 1, fi.maxexp - 2)
-    normal = top >= fi.tiny
-    return jnp.where(normal, jnp.ldexp(jnp.ones_like(top), e), jnp.ones_like(top))
+    return power_below(jnp.max(jnp.abs(g), axis=0))
 
 
 def row_mean(g: Float[Array, "rows ..."], select: Bool[Array, " rows"] | None = None
