@@ -30,3 +30,12 @@ def _promotion(request):
     mode = "standard" if request.node.get_closest_marker("standard_promotion") else "strict"
     with jax.numpy_dtype_promotion(mode):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Every XLA CPU executable keeps
+    a few memory mappings; one xdist worker compiling the whole suite reached Linux's
+    default limit of 65,530 mappings (vm.max_map_count) and LLVM aborted the process."""
+    yield
+    jax.clear_caches()
