@@ -377,6 +377,24 @@ def test_cagrad_zero_row_in_float32(c, expected):
     assert bool(state.info.converged)
 
 
+def test_cagrad_converged_flag_certifies_the_returned_point():
+    """Rows (1, 3), 0, 0, (0, 1/64), (-3, -9) in float32, c = 0.5 (found by the thorough
+    profile): the simplex QP at the low end of the root search stops at residual 1.1e-4
+    (0 in the hull through an opposite pair), which only decides that h(lo) > 0 (it is
+    +3.7e-3, 4.5x the rounding level of ||J^T w||); the root t = ||J^T w(t)|| is then
+    found with a converged QP, which certifies d. `converged` was False because every
+    evaluation's QP had to converge."""
+    rows = np.array([[1, 3], [0, 0], [0, 0], [0, 1 / 64], [-3, -9]], np.float64)
+    w, _ = _cagrad_dual_reference(rows, 0.5)
+    g0, gw = rows.mean(axis=0), w @ rows
+    ref = g0 + 0.5 * np.linalg.norm(g0) * gw / np.linalg.norm(gw)
+    for dtype, atol in ((jnp.float32, 1e-5), (jnp.float64, 1e-9)):
+        got, state = _run(cagrad(c=0.5), {"w": jnp.asarray(rows, dtype)})
+        np.testing.assert_allclose(got, ref, rtol=0, atol=atol * 10)
+        assert bool(state.info.converged)
+        assert float(state.info.residual) <= _tol(dtype)
+
+
 def test_cagrad_rescale_and_errors():
     grads = {"w": jnp.array([[1.0, 0.0], [-0.5, 1.0]])}
     d0, _ = _run(cagrad(c=0.5), grads)

@@ -29,9 +29,10 @@ __all__ = ["cagrad", "cagrad_weights", "CAGradState"]
 
 class CAGradState(NamedTuple):
     """State of `cagrad`: what the last solve did, for logging. `iterations` counts the
-    evaluations of the root function (one simplex QP each); `converged` requires the root
-    and every inner QP to have converged; `residual` is |t - ||J^T w(t)||| / t at the
-    returned t."""
+    evaluations of the root function (one simplex QP each); `converged` says that the
+    returned weights are certified: their simplex QP converged and either t is a root
+    (residual <= tol) or the Pareto-stationarity test h(lo) <= 0 was resolved; `residual`
+    is |t - ||J^T w(t)||| / t at the returned t (0 when stationary)."""
 
     info: QPInfo
 
@@ -66,7 +67,7 @@ def _cagrad_dual(gram, b, phi, lo, noise, tol, max_iter):
         # step 0 evaluates h(lo), step 1 h(hi), later steps regula falsi inside the bracket
         # (a, b) with h(a) > 0 >= h(b); `side` remembers which end moved last. One loop
         # keeps a single copy of the QP solver in the compiled code.
-        a, fa, bb, fb, side, _, _, _, ok, it, _ = s
+        a, fa, bb, fb, side, _, _, _, ok, _, it, _ = s
         denom = fa - fb
         t = jnp.where(denom > 0, (bb * fa - a * fb) / jnp.where(denom > 0, denom, 1),
                       (a + bb) / 2)
@@ -89,19 +90,22 @@ def _cagrad_dual(gram, b, phi, lo, noise, tol, max_iter):
         fa_new = jnp.where(first, ft, jnp.where(second, fa, fa_new))
         fb_new = jnp.where(first, fb, jnp.where(second, ft, fb_new))
         side_new = jnp.where(first | second, 0, side_new).astype(jnp.int32)
-        return (a_new, fa_new, b_new, fb_new, side_new, w, ft, t, ok & info.converged,
+        return (a_new, fa_new, b_new, fb_new, side_new, w, ft, t, ok, info.converged,
                 it + 1, done)
 
     k = gram.shape[0]
     nan = jnp.full((), jnp.nan, dtype)
     init = (lo, nan, hi, nan, jnp.array(0, jnp.int32), jnp.full((k,), 1 / k, dtype), nan, lo,
-            jnp.array(True), jnp.array(0, jnp.int32), jnp.array(False))
-    _, _, _, _, _, w, ft, t, ok, it, done = jax.lax.while_loop(cond, body, init)
+            jnp.array(True), jnp.array(False), jnp.array(0, jnp.int32), jnp.array(False))
+    _, _, _, _, _, w, ft, t, ok, solved, it, done = jax.lax.while_loop(cond, body, init)
     residual = jnp.abs(ft) / jnp.maximum(t, jnp.finfo(dtype).tiny)
     # stopped at once because h(lo) <= 0 (Pareto-stationary): nothing left to solve
     stationary = done & (it == 1)
     residual = jnp.where(stationary, jnp.zeros_like(residual), residual)
-    info = QPInfo(iterations=it, converged=done & ok, residual=residual)
+    # a root t = ||J^T w(t)|| certifies w(t) whatever the earlier evaluations were: only the
+    # returned point's QP and a resolved stationarity decision count
+    certified = stationary | (residual <= tol)
+    info = QPInfo(iterations=it, converged=done & ok & solved & certified, residual=residual)
     return w, stationary, info
 
 
