@@ -25,6 +25,7 @@ Run: `python benchmarks/reference_deviation.py [--json out.json]`
 import argparse
 import json
 import pathlib
+import sys
 import time
 
 import equinox as eqx
@@ -68,6 +69,11 @@ from pinnx.combine import (
 from pinnx.nn import MLP
 from pinnx.tasks import normalized_gram
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from strategies import flatten, split  # noqa: E402  (the tests' own helpers)
+from test_closed_form_methods import dcgd_paper  # noqa: E402
+from test_weightings_reference import _cases, _get  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 DATA = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -95,23 +101,7 @@ class Table:
         return "\n".join(lines + [""] + [f"- {n}" for n in self.notes])
 
 
-# ---------------------------------------------------------------- helpers (as in the tests)
-
-
-def split(flat, layout):
-    """(K, P) rows -> dict of (K, *shape) leaves in `layout`'s sorted key order."""
-    out, i = {}, 0
-    for name in sorted(layout):
-        size = int(np.prod(layout[name], dtype=int))
-        out[name] = flat[:, i: i + size].reshape((flat.shape[0],) + layout[name])
-        i += size
-    return out
-
-
-def flatten(tree):
-    """dict of (K, ...) leaves -> (K, P) float64 rows (inverse of `split`)."""
-    leaves = [np.asarray(tree[name], np.float64) for name in sorted(tree)]
-    return np.concatenate([leaf.reshape(leaves[0].shape[0], -1) for leaf in leaves], axis=1)
+# ---------------------------------------------------------------- helpers
 
 
 def vec(out):
@@ -259,24 +249,6 @@ def closed_methods(table):
     dcgd_methods(table, ref)
 
 
-def dcgd_paper(r, b, variant):
-    """Hwang & Lim's two-loss rules (NeurIPS 2024), written from the paper in numpy."""
-    g = r + b
-    nr, nb = np.linalg.norm(r), np.linalg.norm(b)
-    if variant == "center":
-        gc = r / nr + b / nb
-        return (gc @ g) / (gc @ gc) * gc
-    if variant == "projection":
-        if g @ b < 0:
-            return r - (r @ b) / nb**2 * b
-        if g @ r < 0:
-            return b - (r @ b) / nr**2 * r
-        return g
-    if g @ b < 0 or g @ r < 0:
-        return 0.5 * ((1 - (b @ r) / nb**2) * b + (1 - (b @ r) / nr**2) * r)
-    return g
-
-
 def dcgd_methods(table, ref):
     """DCGD has no reference package: its K = 2 variants against the paper's formulas on the
     K = 2 Jacobians of closed_reference.npz and 200 seeded random pairs (norms 1e-3..1e3,
@@ -301,7 +273,7 @@ def dcgd_methods(table, ref):
                 skipped += 1
                 continue
             got, _ = update(padded(j), opt.init(None))
-            devs.append(agg_dev(vec(got)[: j.shape[1]], dcgd_paper(j[0], j[1], variant), j))
+            devs.append(agg_dev(vec(got)[: j.shape[1]], dcgd_paper(j, variant), j))
         table.add(f"dcgd {variant}, K = 2", "the paper's two-loss formulas (numpy, here)",
                   devs, skipped)
     table.notes.append("dcgd: no reference package; K = 2 cases against the paper's "
@@ -371,19 +343,6 @@ def robust_methods(table):
 def weightings(table):
     """tests/test_weightings_reference.py: each transform over the stored steps, rows split
     into a two-leaf pytree, weights read from its state."""
-    data = np.load(DATA / "weightings_reference.npz")
-
-    def cases(method):
-        return sorted({k.split("/")[1] for k in data.files if k.startswith(method + "/")})
-
-    def get(method, case):
-        prefix = f"{method}/{case}/"
-        out = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
-        if "inputs" in out:
-            out.setdefault("J", data[f"inputs/random/J{int(out['inputs'])}"])
-            out.setdefault("losses", data[f"inputs/random/L{int(out['inputs'])}"])
-        return out
-
     def run(opt, J, losses=None, extra=None):
         steps, k, p = J.shape
         layout = {"a": (3,), "b": (p - 3,)}
@@ -404,8 +363,8 @@ def weightings(table):
 
     def weighting(label, method, make, reference, need_losses, ones=False):
         devs = []
-        for case in cases(method):
-            ref = get(method, case)
+        for case in _cases(method):
+            ref = _get(method, case)
             extra = None
             if method == "ntk_weights":  # the traces are fed in; J = 1
                 J = np.ones(ref["traces"].shape + (5,))
@@ -446,8 +405,8 @@ def weightings(table):
 
     # uncertainty: exp(-s) before the step (the scaled rows of J = 1), and the log variances s
     devs, log_devs = [], []
-    for case in cases("uncertainty"):
-        ref = get("uncertainty", case)
+    for case in _cases("uncertainty"):
+        ref = _get("uncertainty", case)
         J = np.ones(ref["losses"].shape + (5,))
         rows, states = run(uncertainty(float(ref["lr"]), init=float(ref["init"])), J,
                            ref["losses"])
@@ -459,14 +418,14 @@ def weightings(table):
     table.add("uncertainty (log variances)", "torch autograd + Adam", log_devs)
 
     devs = []
-    for case in cases("multiadam"):
-        ref = get("multiadam", case)
+    for case in _cases("multiadam"):
+        ref = _get("multiadam", case)
         rows, _ = run(multiadam(float(ref["b1"]), float(ref["b2"]), float(ref["eps"])), ref["J"])
         devs.append(rel_dev(rows, ref["direction"]))
     table.add("multiadam (direction)", "torch.optim.Adam per task", devs)
 
     # NTK traces of a tanh MLP on a Poisson problem, against torch.func per-point Jacobians
-    ref = get("ntk_traces", "mlp")
+    ref = _get("ntk_traces", "mlp")
     model = MLP(1, "scalar", width=6, depth=2, key=jax.random.key(0), dtype=jnp.float64)
     model = eqx.tree_at(
         lambda m: [leaf for layer in m.layers for leaf in (layer.weight, layer.bias)],
