@@ -34,8 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import pinnx.residuals as res
-from pinnx import operators
 from pinnx.combine import (
     aligned_mtl,
     aligned_mtl_weights,
@@ -47,7 +45,6 @@ from pinnx.combine import (
     grad_norm_weights,
     graddrop_select,
     gradnorm,
-    gradvac_rows,
     imtl_g_weights,
     krum_weights,
     lra,
@@ -66,13 +63,13 @@ from pinnx.combine import (
     upgrad,
     weighted_sum,
 )
-from pinnx.nn import MLP
 from pinnx.tasks import normalized_gram
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 from strategies import flatten, split  # noqa: E402  (the tests' own helpers)
 from test_closed_form_methods import dcgd_paper  # noqa: E402
-from test_weightings_reference import _cases, _get  # noqa: E402
+from test_robust_methods import _gradvac_step  # noqa: E402
+from test_weightings_reference import _cases, _get, ntk_poisson_problem  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 DATA = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -289,14 +286,6 @@ gram = jax.jit(normalized_gram)
 krum_w = jax.jit(krum_weights, static_argnums=(2, 3, 4))
 
 
-@jax.jit
-def gradvac_step(j, phi, order, beta):
-    grads = {"w": j}
-    norms, cos = normalized_gram(grads)
-    c, phi = gradvac_rows(cos, phi, order, beta)
-    return unit_sum(norms @ c, norms, grads)["w"], phi
-
-
 def robust_methods(table):
     """tests/test_robust_methods.py, the `*_matches_torchjd` tests (fixed draws fed in)."""
     ref = np.load(DATA / "robust_reference.npz")
@@ -328,8 +317,8 @@ def robust_methods(table):
         k = c["J"].shape[1]
         phi = jnp.zeros((k, k))
         for j, order, out, ref_phi in zip(c["J"], c["order"], c["out"], c["phi"], strict=True):
-            got, phi = gradvac_step(jnp.asarray(j), phi, jnp.asarray(order),
-                                    jnp.asarray(c["beta"]))
+            got, phi = _gradvac_step(jnp.asarray(j), phi, jnp.asarray(order),
+                                     jnp.asarray(c["beta"]))
             devs.append(agg_dev(np.asarray(got), out, j))
             phi_dev = max(phi_dev, float(np.max(np.abs(phi - ref_phi))))
     table.add("gradvac (per step)", "torchjd GradVac, eps 1e-30 (saved orders)", devs)
@@ -426,17 +415,7 @@ def weightings(table):
 
     # NTK traces of a tanh MLP on a Poisson problem, against torch.func per-point Jacobians
     ref = _get("ntk_traces", "mlp")
-    model = MLP(1, "scalar", width=6, depth=2, key=jax.random.key(0), dtype=jnp.float64)
-    model = eqx.tree_at(
-        lambda m: [leaf for layer in m.layers for leaf in (layer.weight, layer.bias)],
-        model, [jnp.asarray(ref[f"param{i}"]) for i in range(6)])
-
-    def poisson(u, x):
-        u0, _, uxx = operators.derivatives(u, x, 0, 2)
-        return uxx + u0 - jnp.sin(x[0])
-
-    losses = res.losses(pde=res.pde(poisson), bc=res.dirichlet(1.0))
-    batch = {"pde": jnp.asarray(ref["points_pde"]), "bc": jnp.asarray(ref["points_bc"])}
+    losses, model, batch = ntk_poisson_problem(ref)
     traces = eqx.filter_jit(ntk_traces)
     devs = []
     for kind, kwargs in (("sum", {}), ("mean", {"mean": True, "batch_size": 4})):

@@ -123,8 +123,9 @@ def test_ntk_weights_match_reference():
         assert int(states[-1].skipped) == int(ref["skipped"])
 
 
-def test_ntk_traces_match_torch_jacobians():
-    ref = _get("ntk_traces", "mlp")
+def ntk_poisson_problem(ref):
+    """The tanh MLP (weights from the reference data), the Poisson losses and the batch
+    behind the torch.func NTK-trace reference: (losses, model, batch)."""
     model = MLP(1, "scalar", width=6, depth=2, key=jax.random.key(0), dtype=jnp.float64)
     arrays = [jnp.asarray(ref[f"param{i}"]) for i in range(6)]
     model = eqx.tree_at(
@@ -137,6 +138,12 @@ def test_ntk_traces_match_torch_jacobians():
 
     losses = res.losses(pde=res.pde(poisson), bc=res.dirichlet(1.0))
     batch = {"pde": jnp.asarray(ref["points_pde"]), "bc": jnp.asarray(ref["points_bc"])}
+    return losses, model, batch
+
+
+def test_ntk_traces_match_torch_jacobians():
+    ref = _get("ntk_traces", "mlp")
+    losses, model, batch = ntk_poisson_problem(ref)
     traces = eqx.filter_jit(ntk_traces)
     for kind, kwargs in (("sum", {}), ("mean", {"mean": True, "batch_size": 4})):
         got = traces(losses, model, batch, **kwargs)
