@@ -36,6 +36,7 @@ COMBINERS = {
     "upgrad": lambda k: pinnx.upgrad(),
     "dualproj": lambda k: pinnx.dualproj(),
     "nash_mtl": lambda k: pinnx.nash_mtl(),
+    "fairgrad": lambda k: pinnx.fairgrad(),
     "config": lambda k: pinnx.config(),
     "m_config": lambda k: pinnx.m_config(),
     "dcgd_center": lambda k: pinnx.dcgd("center"),

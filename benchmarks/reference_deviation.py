@@ -36,34 +36,35 @@ import optax
 
 from pinnx.combine import (
     aligned_mtl,
-    aligned_mtl_weights,
     cagrad,
     config,
     dcgd,
     dualproj,
     dwa,
     grad_norm_weights,
-    graddrop_select,
     gradnorm,
-    imtl_g_weights,
-    krum_weights,
     lra,
     m_config,
     mgda,
     multiadam,
     nash_mtl,
-    ntk_traces,
     ntk_weights,
-    random_weights,
     relobralo,
     softadapt,
     trimmed_mean,
     uncertainty,
-    unit_sum,
     upgrad,
+)
+from pinnx.combine.functional import (
+    aligned_mtl_weights,
+    graddrop_select,
+    imtl_g_weights,
+    krum_weights,
+    random_weights,
+    unit_combination,
     weighted_sum,
 )
-from pinnx.tasks import normalized_gram
+from pinnx.tasks import normalized_gram, ntk_traces
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 from strategies import flatten, split  # noqa: E402  (the tests' own helpers)
@@ -176,14 +177,14 @@ def closed(grads):
     empty = optax.EmptyState()
     norms, cos = normalized_gram(grads)
     return {"config": config().update(grads, empty)[0],
-            "imtl_g": unit_sum(imtl_g_weights(norms, cos), norms, grads),
+            "imtl_g": unit_combination(imtl_g_weights(norms, cos), norms, grads),
             "aligned_mtl": aligned_mtl().update(grads, empty)[0]}
 
 
 @jax.jit
 def aligned_modes(grads, pref):
     norms, cos = normalized_gram(grads)
-    return {mode: unit_sum(aligned_mtl_weights(norms, cos, pref, mode), norms, grads)
+    return {mode: unit_combination(aligned_mtl_weights(norms, cos, pref, mode), norms, grads)
             for mode in ("min", "median", "rmse")}
 
 

@@ -5,7 +5,8 @@ The set-up of ../shared/BENCHMARKS.md ("Speed"): a Burgers PINN, 4 tanh layers o
 
 - hand: a hand-written step: nested `jax.jvp` for u_x, u_xx and u_t, the summed loss,
   `jax.value_and_grad`, `optax.adam`;
-- pinnx vanilla: the step `pinnx.fit` scans, with `optax.adam` on the summed loss;
+- pinnx vanilla: the step `pinnx.fit` scans (`pinnx.make_step`), with `optax.adam` on the
+  summed loss;
 - pinnx <combiner>: the same step with `<combiner> | optax.adam(...)`, i.e. per-task
   gradients (`pinnx.task_grads`, K = 3) and the combiner, for every combiner of
   `combiner_scaling.COMBINERS` (or those named by `--only`).
@@ -24,7 +25,6 @@ import os
 import platform
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +32,6 @@ import optax
 from combiner_scaling import COMBINERS
 
 import pinnx
-from pinnx.train import _Carry, _make_step
 
 NU = 0.01 / np.pi
 
@@ -82,14 +81,7 @@ def hand_written(batch, lr):
 
 def pinnx_step(problem, batch, optimizer):
     model = pinnx.nn.MLP(2, "scalar", width=64, depth=4, key=jax.random.key(0))
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    tasks = pinnx.task_names(problem.losses(model, batch))
-    per_task = isinstance(optimizer, pinnx.Combiner)
-    state = optimizer.init(params, tasks=tasks) if per_task else optimizer.init(params)
-    step = _make_step(problem.losses, optax.with_extra_args_support(optimizer), static, tasks,
-                      per_task, None, None, None)
-    carry = _Carry(params, state, params, state, batch, jnp.array([-1, -1]))
-    return step, carry
+    return pinnx.make_step(problem.losses, model, optimizer, batch)
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ import numpy as np
 import optax
 
 import pinnx
-from pinnx.nn._modsync import ModSyncMLP, modsync_optimizer, modsync_owners, sparsity
+from pinnx.nn import ModSyncMLP, modsync_owners, sparsity
+from pinnx.recipes import modsync_optimizer
 
 OBJECTIVES = ("boundary", "pde")
 LR, LR_T, LAMBDA_S, BETA = 1e-3, 1e-4, 1e-4, 0.3  # Kong et al. 2026

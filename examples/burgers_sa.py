@@ -109,8 +109,10 @@ def _figure(problem, keep, m, path, steps):
     import matplotlib.pyplot as plt
 
     fig, axs = plt.subplots(1, 3, figsize=(16, 4.2), constrained_layout=True)
-    h, v = problem.axes
-    errs = {k: np.abs(problem.predict(keep[k]) - problem.reference) for k in ("uniform", "sa")}
+    grid = problem.grid
+    h, v = grid.axes
+    errs = {k: grid.reshape(np.abs(problem.predict(keep[k]) - problem.reference))
+            for k in ("uniform", "sa")}
     vmax = max(e.max() for e in errs.values())
     for ax, k in zip(axs[:2], errs, strict=True):
         mesh = ax.pcolormesh(h, v, errs[k], shading="auto", cmap="magma", vmin=0, vmax=vmax)

@@ -230,7 +230,8 @@ def _solutions(atl, models, path):
     import matplotlib.pyplot as plt
 
     main, aux = atl.problems
-    x, t = main.axes
+    grid = main.grid
+    x, t = grid.axes
     best = min((n for n in models if n != "single"),
                key=lambda n: main.relative_l2(TaskOutput(models[n], 0)), default=None)
     panels = [(main.reference, "reference, main task", "RdBu_r"),
@@ -243,7 +244,7 @@ def _solutions(atl, models, path):
     fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6),
                             constrained_layout=True)
     for ax, (values, title, cmap) in zip(axs, panels, strict=True):
-        mesh = ax.pcolormesh(x, t, values, shading="auto", cmap=cmap)
+        mesh = ax.pcolormesh(x, t, grid.reshape(values), shading="auto", cmap=cmap)
         fig.colorbar(mesh, ax=ax)
         ax.set(title=title, xlabel="x", ylabel="t")
     fig.savefig(path, dpi=110)

@@ -35,8 +35,9 @@ import optax
 
 import pinnx
 from pinnx.combine._route import route
-from pinnx.nn._adapters import PerLossAdapters, adapter_losses, adapter_owners, cross_losses
+from pinnx.nn import PerLossAdapters, adapter_owners
 from pinnx.problems.helmholtz import helmholtz
+from pinnx.residuals import adapter_losses, cross_losses
 
 TASKS = ("bc", "pde")
 

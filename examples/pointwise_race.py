@@ -43,8 +43,8 @@ from pinnx.pointwise import (
     grad_norm_point_weights,
     point_grad_norms,
     point_weighted_losses,
-    resolve_mask,
     sa_losses,
+    sa_mask_values,
     sa_optimizer,
     sa_weights,
     with_point_weights,
@@ -120,8 +120,7 @@ def train(method, seeds, steps, batch):
     models = [eqx.combine(jax.tree.map(lambda a, i=i: a[i], params), static)
               for i in range(len(seeds))]
     if method in SA:
-        mask = resolve_mask(SA[method][0])
-        weights = [np.asarray(mask(m.weights["data"])) for m in models]
+        weights = [np.asarray(sa_mask_values(m, SA[method][0])["data"]) for m in models]
     elif gn:
         weights = [np.asarray(w[i]) for i in range(len(seeds))]
     else:

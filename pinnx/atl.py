@@ -55,9 +55,15 @@ class TaskOutput(eqx.Module):
         model: the multi-task network (K outputs per point).
         index: which output (0 is the main task by the ATL convention).
 
-    Example:
-        >>> u_main = TaskOutput(net, 0)
-        >>> problem.relative_l2(u_main)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.atl import TaskOutput
+        >>> net = pinnx.nn.HardSharing(2, "scalar", 2, width=8, depth=1, key=jax.random.key(0))
+        >>> x = jnp.array([0.5, 0.1])
+        >>> bool(TaskOutput(net, 1)(x) == net(x)[1])
+        True
+
+        A task's error against its reference: `problem.relative_l2(TaskOutput(net, 0))`.
     """
 
     model: Any
@@ -165,9 +171,19 @@ def atl_losses(
     Returns:
         An `ATLLosses`: `losses(model, batch) -> {main_name: L_0, "aux0": L_1, ...}`.
 
-    Example:
-        >>> losses = atl_losses(problem.losses, [aux.losses], weights={"ic": 100.0})
-        >>> losses(net, problem.sample(key))     # {"aux0": ..., "main": ...}
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.atl import atl_losses
+        >>> def task(c):   # one task: u = c in the domain and at t = 0
+        ...     return pinnx.residuals.losses(ic=pinnx.residuals.initial(c),
+        ...                                   pde=pinnx.residuals.pde(lambda u, x: u(x) - c))
+        >>> batch = {"ic": jnp.zeros((3, 2)), "pde": jnp.full((4, 2), 0.5)}
+        >>> losses = atl_losses(task(1.0), [task(2.0)], weights={"ic": 100.0})
+        >>> net = pinnx.nn.HardSharing(2, "scalar", 2, width=8, depth=1, key=jax.random.key(0))
+        >>> sorted(losses(net, batch))          # one entry per task, on its own output
+        ['aux0', 'main']
+        >>> sorted(losses.terms(net, batch))    # the unweighted terms
+        ['aux0/ic', 'aux0/pde', 'main/ic', 'main/pde']
     """
     tasks = (main, *auxiliary)
     for i, task in enumerate(tasks):
@@ -237,12 +253,23 @@ def distance_penalty(losses: Callable[[Any, Any], Mapping[str, Array]], weight: 
     Returns:
         A `DistancePenalty`: `losses(model, batch) | {name: weight * model.distance()}`.
 
-    Example:
-        >>> net = pinnx.nn.SoftSharing(2, "scalar", 2, width=32, depth=3, key=key,
-        ...                            coupling="distance")
-        >>> losses = distance_penalty(tasks.losses, 1e-3)
-        >>> net, _, _ = pinnx.fit(losses, net, pinnx.sum() | optax.adam(1e-3), tasks.sample,
-        ...                       steps=5000, resample_every=1)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.atl import atl_losses, distance_penalty
+        >>> def task(c):   # one task: u = c in the domain and at t = 0
+        ...     return pinnx.residuals.losses(ic=pinnx.residuals.initial(c),
+        ...                                   pde=pinnx.residuals.pde(lambda u, x: u(x) - c))
+        >>> batch = {"ic": jnp.zeros((3, 2)), "pde": jnp.full((4, 2), 0.5)}
+        >>> net = pinnx.nn.SoftSharing(2, "scalar", 2, width=8, depth=2,
+        ...                            key=jax.random.key(0), coupling="distance")
+        >>> losses = distance_penalty(atl_losses(task(1.0), [task(2.0)]), 1e-3)
+        >>> values = losses(net, batch)
+        >>> sorted(values), float(values["distance"])   # the columns start equal
+        (['aux0', 'distance', 'main'], 0.0)
+
+        Trained with the plain sum, the update is the gradient of sum_k L_k + lambda D:
+        `pinnx.fit(losses, net, pinnx.sum() | optax.adam(1e-3), tasks.sample, steps=5000,
+        resample_every=1)`.
 
     References:
         Duong, Cohn, Bird, Cook. ACL 2015 (the L2 distance penalty of soft sharing); Yan et
@@ -306,11 +333,16 @@ def auxiliary_tasks(
     Returns:
         An `ATLTasks` (problems, losses, sample).
 
-    Example:
-        >>> tasks = auxiliary_tasks(diffusion_reaction, MAIN_BUMPS,
-        ...                         sample_bumps(jax.random.key(1), 1), weights={"ic": 100.0})
-        >>> tasks.names
-        ('main', 'aux0')
+    Examples:
+        Each task's `Problem` computes its reference solution (seconds per task), so this
+        one is not run as a doctest:
+
+            from pinnx.problems.diffusion_reaction import (MAIN_BUMPS, diffusion_reaction,
+                                                           sample_bumps)
+            tasks = auxiliary_tasks(diffusion_reaction, MAIN_BUMPS,
+                                    sample_bumps(jax.random.key(1), 1), weights={"ic": 100.0})
+            tasks.names       # ('main', 'aux0')
+            tasks.num_tasks   # 2: the network's outputs
 
     References:
         Yan et al. 2023, https://arxiv.org/abs/2307.06167

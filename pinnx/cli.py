@@ -23,39 +23,9 @@ from .combine import Combiner
 __all__ = ["main", "parse_combiner", "COMBINERS", "OPTIMIZERS"]
 
 
-COMBINERS: dict[str, Callable[..., Any]] = {
-    "aligned_mtl": combine.aligned_mtl,
-    "cagrad": combine.cagrad,
-    "config": combine.config,
-    "cosine_gate": combine.cosine_gate,
-    "dcgd": combine.dcgd,
-    "dualproj": combine.dualproj,
-    "dwa": combine.dwa,
-    "grad_norm_weights": combine.grad_norm_weights,
-    "graddrop": combine.graddrop,
-    "gradnorm": combine.gradnorm,
-    "gradvac": combine.gradvac,
-    "imtl_g": combine.imtl_g,
-    "krum": combine.krum,
-    "lra": combine.lra,
-    "m_config": combine.m_config,
-    "mean": combine.mean,
-    "mgda": combine.mgda,
-    "multiadam": combine.multiadam,
-    "nash_mtl": combine.nash_mtl,
-    "ntk_weights": combine.ntk_weights,
-    "pcgrad": combine.pcgrad,
-    "per_task": combine.per_task,
-    "random": combine.random,
-    "relobralo": combine.relobralo,
-    "softadapt": combine.softadapt,
-    "sum": combine.sum,
-    "trimmed_mean": combine.trimmed_mean,
-    "uncertainty": combine.uncertainty,
-    "upgrad": combine.upgrad,
-    "weighted": combine.weighted,
-}
-"""pinnx combiners the command line knows, by name."""
+COMBINERS: dict[str, Callable[..., Any]] = combine.registry(cli=True)
+"""pinnx combiners the command line knows, by name: the registry (`pinnx.combine.registry`)
+less the factories whose arguments a spec cannot write (pytrees, functions)."""
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam,
@@ -152,24 +122,24 @@ def parse_combiner(spec: str, learning_rate: Any = 1e-3) -> optax.GradientTransf
     return out
 
 
-def _warmup_cosine(lr: float, steps: int) -> optax.Schedule:
-    return optax.warmup_cosine_decay_schedule(0.0, lr, min(500, steps // 10 + 1), steps, 1e-5)
+def _recipe(args: argparse.Namespace, **fields: str):
+    """The problem's default recipe with the command-line options that were given.
+
+    `fields` maps recipe fields to option names, e.g. `n_pde="points"`.
+    """
+    import dataclasses
+
+    from . import problems
+
+    given = {f: getattr(args, o) for f, o in fields.items() if getattr(args, o, None)}
+    return dataclasses.replace(problems.PROBLEMS[args.problem].recipe, **given)
 
 
-def _step_decay(lr: float, steps: int) -> optax.Schedule:
-    del steps
-    return optax.exponential_decay(lr, transition_steps=1000, decay_rate=0.9, staircase=True)
-
-
-DEFAULTS = {
-    "burgers": dict(combiner="pcgrad | adam", steps=25000, width=32, depth=4, n_pde=2000,
-                    lr=2e-3, resample_every=200, schedule=_warmup_cosine),
-    # the learning-rate-annealing paper's set-up (Wang, Teng, Perdikaris 2021)
-    "helmholtz": dict(combiner="pcgrad | adam", steps=40000, width=50, depth=3,
-                      n_pde=128, lr=1e-3, resample_every=1, schedule=_step_decay),
-    "klein_gordon": dict(combiner="pcgrad | adam", steps=40000, width=50, depth=3,
-                         n_pde=128, lr=1e-3, resample_every=1, schedule=_step_decay),
-}
+def _summary(recipe) -> str:
+    """One recipe as a phrase of `pinnx run --help`."""
+    r = recipe
+    return (f"\"{r.combiner}\", {r.steps} steps, {r.depth}x{r.width} tanh, {r.n_pde} "
+            f"residual points, lr {r.lr:g} ({r.schedule})")
 
 
 def _diagnose(args: argparse.Namespace) -> int:
@@ -183,15 +153,20 @@ def _diagnose(args: argparse.Namespace) -> int:
         print(f"pinnx: unknown problem {args.problem!r}; choose one of: "
               f"{', '.join(sorted(problems.PROBLEMS))}", file=sys.stderr)
         return 2
-    d = DEFAULTS.get(args.problem, DEFAULTS["burgers"])
-    problem = problems.PROBLEMS[args.problem](n_pde=args.points or d["n_pde"])
+    # --steps and --lr are the profile's own (plain Adam), not the recipe's
+    try:
+        recipe = _recipe(args, width="width", depth="depth", n_pde="points")
+    except ValueError as err:
+        print(f"pinnx: {err}", file=sys.stderr)
+        return 2
+    problem = problems.PROBLEMS[args.problem](n_pde=recipe.n_pde)
     key = jax.random.key(args.seed)
-    model = MLP(problem.in_size, problem.out_size, width=args.width or d["width"],
-                depth=args.depth or d["depth"], key=key)
+    model = MLP(problem.in_size, problem.out_size, width=recipe.width, depth=recipe.depth,
+                key=key)
     try:
         report = profile(problem.losses, model, problem.sample, steps=args.steps,
                          learning_rate=args.lr, record_every=args.every,
-                         resample_every=d["resample_every"], key=jax.random.fold_in(key, 1),
+                         resample_every=recipe.resample_every, key=jax.random.fold_in(key, 1),
                          checkpoints=args.checkpoints, name=args.problem,
                          progress=not args.quiet)
     except ValueError as err:
@@ -233,25 +208,24 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pinnx: unknown problem {args.problem!r}; choose one of: "
               f"{', '.join(sorted(problems.PROBLEMS))}", file=sys.stderr)
         return 2
-    defaults = DEFAULTS.get(args.problem, DEFAULTS["burgers"])
-    steps = args.steps or defaults["steps"]
-    lr = defaults["schedule"](args.lr or defaults["lr"], steps)
-    spec = args.combiner or defaults["combiner"]
     try:
-        optimizer = parse_combiner(spec, lr)
+        recipe = _recipe(args, combiner="combiner", steps="steps", lr="lr", width="width",
+                         depth="depth", n_pde="points")
+        optimizer = parse_combiner(recipe.combiner, recipe.learning_rate())
     except ValueError as err:
         print(f"pinnx: {err}", file=sys.stderr)
         return 2
-    problem = problems.PROBLEMS[args.problem](n_pde=args.points or defaults["n_pde"])
+    steps, spec = recipe.steps, recipe.combiner
+    problem = problems.PROBLEMS[args.problem](n_pde=recipe.n_pde)
     key = jax.random.key(args.seed)
-    model = MLP(problem.in_size, problem.out_size, width=args.width or defaults["width"],
-                depth=args.depth or defaults["depth"], key=key)
+    model = MLP(problem.in_size, problem.out_size, width=recipe.width, depth=recipe.depth,
+                key=key)
     print(f"pinnx run {args.problem}: {problem.description}")
     print(f"  combiner: {spec}")
     try:
         model, _, history = fit(
             problem.losses, model, optimizer, problem.sample, steps=steps,
-            key=jax.random.fold_in(key, 1), resample_every=defaults["resample_every"],
+            key=jax.random.fold_in(key, 1), resample_every=recipe.resample_every,
             log_every=max(1, steps // 20), progress=not args.quiet,
         )
     except ValueError as err:
@@ -285,6 +259,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import problems
+
     parser = argparse.ArgumentParser(
         prog="pinnx",
         description="Train physics-informed neural networks with gradient-conflict-aware "
@@ -296,9 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="train a PINN on a built-in problem and report its error",
         description="Train a PINN on a built-in problem, print its relative L2 error against "
         "the reference solution, and write a figure and metrics.json to --out. Defaults: "
-        + "; ".join(f"{name}: \"{d['combiner']}\", {d['steps']} steps, {d['depth']}x"
-                    f"{d['width']} tanh, {d['n_pde']} residual points, lr {d['lr']:g}"
-                    for name, d in DEFAULTS.items()),
+        + "; ".join(f"{name}: {_summary(factory.recipe)}"
+                    for name, factory in problems.PROBLEMS.items()),
     )
     run.add_argument("problem", help="problem name (see `pinnx list`), e.g. burgers")
     run.add_argument("--combiner", help="chain spec, e.g. \"cosine_gate(main=pde) | pcgrad | "

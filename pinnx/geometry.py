@@ -292,7 +292,8 @@ class _AxisAlignedDomain(eqx.Module):
         Returns:
             The tuple ``(k_0, ..., k_{d-1})``.
 
-        Example:
+        Examples:
+            >>> from pinnx.geometry import Box
             >>> Box((0.0, 0.0), (2.0, 1.0)).grid_shape(50)
             (10, 5)
         """
@@ -319,7 +320,8 @@ class _AxisAlignedDomain(eqx.Module):
         Returns:
             A dict ``{side: rows}`` in stacking order.
 
-        Example:
+        Examples:
+            >>> from pinnx.geometry import Box
             >>> Box((0.0, 0.0), (2.0, 1.0)).boundary_counts(10)
             {'x0-': 2, 'x0+': 2, 'x1-': 3, 'x1+': 3}
         """
@@ -344,8 +346,10 @@ class _AxisAlignedDomain(eqx.Module):
         Returns:
             ``(d,)`` array: ``-e_i`` for ``f"{name_i}-"``, ``+e_i`` for ``f"{name_i}+"``.
 
-        Example:
-            >>> Box((0.0, 0.0), (1.0, 1.0)).normal("x1-")  # [0., -1.]
+        Examples:
+            >>> from pinnx.geometry import Box
+            >>> Box((0.0, 0.0), (1.0, 1.0)).normal("x1-").tolist()
+            [0.0, -1.0]
         """
         axis, upper = self._side(side)
         sign = 1.0 if upper else -1.0
@@ -372,7 +376,9 @@ class _AxisAlignedDomain(eqx.Module):
         Returns:
             ``(n, d)`` points; for ``method="grid"`` ``(prod(grid_shape(n)), d)`` points.
 
-        Example:
+        Examples:
+            >>> import jax
+            >>> from pinnx.geometry import Box
             >>> box = Box((0.0, -1.0), (1.0, 1.0))
             >>> sample = jax.jit(box.sample_interior, static_argnums=(1, 2))
             >>> x = sample(jax.random.key(0), 256, "sobol")  # the key may be traced
@@ -409,11 +415,15 @@ class _AxisAlignedDomain(eqx.Module):
         Returns:
             ``(n, d)`` points (``(sum(boundary_counts(...).values()), d)`` for ``"grid"``).
 
-        Example:
+        Examples:
+            >>> import jax
+            >>> from pinnx.geometry import Box
             >>> box = Box((0.0, 0.0), (1.0, 1.0))
             >>> x = box.sample_boundary(jax.random.key(0), 100, sides=("x0-", "x0+"))
-            >>> x.shape  # rows 0..49 have x0 == 0, rows 50..99 have x0 == 1
+            >>> x.shape
             (100, 2)
+            >>> bool((x[:50, 0] == 0).all() and (x[50:, 0] == 1).all())   # side by side
+            True
         """
         _check_method(method)
         names = self._resolve_sides(sides)
@@ -450,7 +460,9 @@ class Box(_AxisAlignedDomain):
         hi: upper corner, ``d`` finite numbers with ``lo < hi`` elementwise.
         names: axis names; default ``("x",)`` for ``d == 1``, else ``("x0", "x1", ...)``.
 
-    Example:
+    Examples:
+        >>> import jax
+        >>> from pinnx.geometry import Box
         >>> box = Box((0.0, 0.0), (1.0, 2.0), names=("x", "y"))
         >>> box.sides
         ('x-', 'x+', 'y-', 'y+')
@@ -498,7 +510,8 @@ def Interval(lo: _Real, hi: _Real, name: str = "x") -> Box:
     Returns:
         ``Box((lo,), (hi,), names=(name,))``.
 
-    Example:
+    Examples:
+        >>> from pinnx.geometry import Interval
         >>> Interval(-1.0, 1.0).sides
         ('x-', 'x+')
     """
@@ -517,7 +530,8 @@ class SpaceTime(_AxisAlignedDomain):
         t0: initial time.
         t1: final time, ``> t0``.
 
-    Example:
+    Examples:
+        >>> from pinnx.geometry import Interval, SpaceTime
         >>> dom = SpaceTime(Interval(-1.0, 1.0), 0.0, 1.0)
         >>> dom.names, dom.sides
         (('x', 't'), ('x-', 'x+'))
@@ -573,9 +587,13 @@ class SpaceTime(_AxisAlignedDomain):
         Returns:
             ``(n, d)`` points whose last column equals ``t0`` exactly.
 
-        Example:
+        Examples:
+            >>> import jax
+            >>> from pinnx.geometry import Box, SpaceTime
             >>> dom = SpaceTime(Box((0.0, 0.0), (1.0, 1.0)), 0.0, 2.0)
-            >>> x0 = dom.sample_initial(jax.random.key(0), 64, "halton")  # x0[:, -1] == 0
+            >>> x0 = dom.sample_initial(jax.random.key(0), 64, "halton")
+            >>> x0.shape, bool((x0[:, -1] == 0).all())   # time is the last column
+            ((64, 3), True)
         """
         _check_n(n)
         _check_method(method)

@@ -1,15 +1,23 @@
 """The published training recipes, one line each: a combiner chain with its optimizer.
 
-Each function returns a `pinnx.Chain` ready for `pinnx.fit` or an own loop; each is a plain
-composition of pinnx pieces (shown in its docstring), so a recipe can be read, changed and
-recombined. Learning rates may be floats or optax schedules.
+Each chain recipe returns a `pinnx.Chain` ready for `pinnx.fit` or an own loop; each is a
+plain composition of pinnx pieces (shown in its docstring), so a recipe can be read, changed
+and recombined. Learning rates may be floats or optax schedules.
+
+Methods whose extra parameters need their own optimizer get it here too, as the optax piece
+that goes after the aggregator: `modsync_optimizer` (an `optax.partition` for the thresholds
+of `pinnx.nn.ModSyncMLP`) and its `sparsity_penalty`. SA-PINN's `sa_optimizer` stays in
+`pinnx.pointwise`, next to the point weights it ascends and `sa_refresh_state`, which
+rebuilds its state.
 """
 
 import optax
 
+from ._modsync_training import modsync_optimizer, sparsity_penalty
 from .combine import Chain, config, dcgd, lra, multiadam, pcgrad
 
-__all__ = ["config_adam", "dcgd_adam", "dcgd_lra", "multiadam_recipe", "pcgrad_adam"]
+__all__ = ["config_adam", "dcgd_adam", "dcgd_lra", "multiadam_recipe", "pcgrad_adam",
+           "modsync_optimizer", "sparsity_penalty"]
 
 
 def config_adam(learning_rate: float | optax.Schedule = 1e-3, **adam_kwargs) -> Chain:

@@ -19,6 +19,9 @@ loss is the mean over points of the squared residual, summed over components for
 residuals. Functions given to the terms (`residual`, boundary and initial values) receive
 one unbatched point x of shape (d,) — the full point, time included — and the field `u`
 (the model, callable on one point); terms vmap them over the batch.
+
+Loss functions of the method-specific networks of `pinnx.nn` live here too:
+`adapter_losses` and `cross_losses` (per-loss adapters) and `sparsity_loss` (ModSync).
 """
 
 from collections.abc import Callable, Mapping
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from . import operators
+from ._modsync_training import sparsity_loss
 
 __all__ = [
     "Losses",
@@ -42,6 +46,11 @@ __all__ = [
     "initial",
     "initial_velocity",
     "data",
+    # loss functions of the method-specific networks of `pinnx.nn`
+    "AdapterLosses",
+    "adapter_losses",
+    "cross_losses",
+    "sparsity_loss",
 ]
 
 Field = Callable[[Float[Array, " d"]], Float[Array, "..."]]
@@ -101,12 +110,16 @@ def pde(residual: Callable[[Field, Float[Array, " d"]], Array]) -> Term:
         residual: `residual(u, x)` for one point x (d,), with `u` the field (call it, and
             differentiate it with `pinnx.operators`); returns () or (m,).
 
-    Example:
-        >>> def burgers(u, x):
+    Examples:
+        >>> import jax.numpy as jnp, pinnx
+        >>> def burgers(u, x):   # x = (x, t), time last
         ...     u0, ux, uxx = pinnx.operators.derivatives(u, x, 0, 2)
         ...     ut = pinnx.operators.time_derivative(u, x)
         ...     return ut + u0 * ux - (0.01 / jnp.pi) * uxx
         >>> term = pinnx.residuals.pde(burgers)
+        >>> u = lambda x: x[0] * x[1]   # u = x t: residual x + x t^2
+        >>> term(u, jnp.array([[1.0, 1.0], [2.0, 0.0]])).tolist()   # (N, d) points in
+        [2.0, 2.0]
     """
     return Term(lambda model, x: _scalar_or_vector(residual(model, x), "the PDE residual"))
 
@@ -248,3 +261,6 @@ def losses(terms: Mapping[str, Term] | None = None, **named: Term) -> Losses:
     return Losses(all_terms)
 
 
+# The per-loss adapters' loss functions wrap a `Losses`: their module imports this one, so it
+# is imported once `Losses` exists.
+from ._adapter_losses import AdapterLosses, adapter_losses, cross_losses  # noqa: E402

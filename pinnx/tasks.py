@@ -24,7 +24,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-__all__ = ["task_grads", "num_tasks", "gram", "task_norms", "cosines", "task_names"]
+from .residuals import Losses
+
+__all__ = ["task_grads", "num_tasks", "gram", "task_norms", "cosines", "task_names",
+           "ntk_traces", "default_extra_args"]
 
 
 def _check_losses(losses: Any) -> dict[str, Any]:
@@ -83,9 +86,19 @@ def task_grads(
         eqx.is_inexact_array)` (None where a leaf is not trainable) with a leading axis K
         on every leaf.
 
-    Example:
-        >>> losses, grads = pinnx.task_grads(loss_fn, model, batch)
-        >>> updates, state = opt.update(grads, state, model, losses=losses)
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> def loss_fn(params, batch):
+        ...     r = params["w"] * batch - 1.0
+        ...     return {"pde": jnp.mean(r ** 2), "bc": params["w"] ** 2}
+        >>> params = {"w": jnp.array(2.0)}
+        >>> losses, grads = pinnx.task_grads(loss_fn, params, jnp.array([1.0, 3.0]))
+        >>> tuple(losses), grads["w"].tolist()   # one row per task, in sorted order
+        (('bc', 'pde'), [4.0, 16.0])
+        >>> opt = pinnx.sum() | optax.sgd(0.1)
+        >>> updates, state = opt.update(grads, opt.init(params, tasks=2), params, losses=losses)
+        >>> float(updates["w"])   # -0.1 (4 + 16)
+        -2.0
     """
     params, static = eqx.partition(model, eqx.is_inexact_array)
     if not jax.tree.leaves(params):
@@ -205,3 +218,104 @@ def cosines(grads: PyTree[Float[Array, "tasks ..."]]) -> Float[Array, "tasks tas
     Entries involving a zero row are 0; the diagonal is 1 for non-zero rows.
     """
     return normalized_gram(grads)[1]
+
+
+def ntk_traces(
+    losses: Losses,
+    model: Any,
+    batch: Mapping[str, Any],
+    *,
+    mean: bool = False,
+    batch_size: int | None = None,
+) -> dict[str, Float[Array, ""]]:
+    """Trace of each task's block of the neural tangent kernel: sum_i ||d r_i / d theta||^2.
+
+    For task k with per-point residuals r_i (its `Term` evaluated at each point of its batch
+    entry; vector residuals contribute every component), the diagonal block K_kk of the NTK
+    has entries (d r_i / d theta) . (d r_j / d theta), so tr(K_kk) = sum_i ||d r_i/d theta||^2
+    over the model's trainable (inexact-array) leaves. Each point's Jacobian is one
+    `jax.jacrev`, mapped over the points.
+
+    Args:
+        losses: the loss function, a `pinnx.residuals.Losses` (it knows the per-point
+            residuals).
+        model: the model (its inexact-array leaves are the parameters theta).
+        batch: the batch, one entry per task, as `losses` takes it.
+        mean: average over the task's points instead of summing (the jaxpi code's variant,
+            which does not grow with the number of points).
+        batch_size: points per vectorised chunk (`jax.lax.map`), to bound the memory of the
+            per-point Jacobians (N x P per task at once by default).
+
+    Returns:
+        {task: scalar trace}, in sorted task order (the row order).
+
+    Examples:
+        >>> import jax, pinnx
+        >>> problem = pinnx.problems.helmholtz(n_pde=16, n_bc=16, n_test=11)
+        >>> model = pinnx.nn.MLP(2, "scalar", width=8, depth=2, key=jax.random.key(0))
+        >>> traces = pinnx.ntk_traces(problem.losses, model, problem.sample(jax.random.key(1)))
+        >>> sorted(traces), all(float(t) > 0 for t in traces.values())
+        (['bc', 'pde'], True)
+    """
+    if not isinstance(losses, Losses):
+        raise ValueError(
+            "ntk_traces needs per-point residuals: a pinnx.residuals.Losses, got "
+            f"{type(losses).__name__}"
+        )
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    out = {}
+    for name in sorted(losses.terms):
+        term = losses.terms[name]
+        if name not in batch:
+            raise ValueError(f"the batch has no entry {name!r} (the points of task {name!r})")
+
+        def residual(p, point, term=term):
+            one = jax.tree.map(lambda a: a[None], point)
+            return jnp.ravel(term(eqx.combine(p, static), one))
+
+        def squared_norm(point, residual=residual):
+            jac = jax.jacrev(residual)(params, point)
+            return sum(jnp.sum(j**2) for j in jax.tree.leaves(jac))
+
+        per_point = jax.lax.map(squared_norm, batch[name], batch_size=batch_size or 0)
+        out[name] = jnp.mean(per_point) if mean else jnp.sum(per_point)
+    return out
+
+
+def default_extra_args(
+    losses: Callable[..., Mapping[str, Any]],
+) -> Callable[[Any, Any], dict[str, Any]]:
+    """The extra arguments `pinnx.fit` passes to the chain's `update` unless told otherwise.
+
+    For a `pinnx.residuals.Losses`, `{"ntk_traces": fn}`, where `fn()` computes
+    `ntk_traces(losses, model, batch)` for the step's model and batch. The function is lazy:
+    only a transform that calls it (`pinnx.ntk_weights`, at its update steps) traces the
+    per-point Jacobians, so it costs nothing otherwise. For any other loss function, `{}`.
+
+    Args:
+        losses: the loss function given to `fit`.
+
+    Returns:
+        `extra_args(model, batch) -> dict`, the default of `fit(..., extra_args=...)` and
+        `pinnx.make_step(..., extra_args=...)`.
+
+    Examples:
+        A hook of one's own that keeps the default (`ntk_traces=`) and adds an argument:
+
+        >>> import pinnx
+        >>> problem = pinnx.problems.helmholtz(n_pde=16, n_bc=16, n_test=11)
+        >>> default = pinnx.tasks.default_extra_args(problem.losses)
+        >>> hook = lambda model, batch: {**default(model, batch), "scale": 2.0}
+        >>> sorted(hook(None, None))   # the traces are computed only if called
+        ['ntk_traces', 'scale']
+
+        It is passed as `pinnx.fit(..., extra_args=hook)` or `pinnx.make_step(...,
+        extra_args=hook)`.
+    """
+    if not isinstance(losses, Losses):
+        return lambda model, batch: {}
+
+    def extra_args(model: Any, batch: Any) -> dict[str, Any]:
+        return {"ntk_traces": lambda: ntk_traces(losses, model, batch)}
+
+    return extra_args

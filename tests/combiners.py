@@ -31,6 +31,12 @@ CASES = {
     "per_task_adam": lambda k: pc.per_task(optax.scale_by_adam()) | pc.mean(),
     "per_task_clip": lambda k: pc.per_task(optax.clip_by_global_norm(1.0)) | pc.sum(),
     "gate_then_pcgrad": lambda k: pc.cosine_gate(main=0) | pc.pcgrad(),
+    "fairgrad": lambda k: pc.fairgrad(),
+    "fairgrad_alpha_2": lambda k: pc.fairgrad(alpha=2.0),
+    "fairgrad_alpha_half": lambda k: pc.fairgrad(alpha=0.5),
+    "accumulate_upgrad": lambda k: pc.accumulate(pc.upgrad(), every=1),
+    "accumulate_lra_sum_two": lambda k: pc.accumulate(pc.lra(main=0) | pc.sum(), every=2),
+    "inject_cagrad": lambda k: pc.inject_hyperparams(pc.cagrad)(c=0.4),
 }
 
 COORDINATEWISE = {"per_task_adam"}

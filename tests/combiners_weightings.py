@@ -34,7 +34,7 @@ def _feed(chain: pc.Chain, label: str) -> pc.Aggregator:
             extra_args["ntk_traces"] = lambda: norms**2
         return chain.update(updates, state, params, **extra_args)
 
-    return pc.Aggregator(chain.init, update).labelled(label)
+    return pc.Aggregator(chain.init, update, label)
 
 
 CASES = {

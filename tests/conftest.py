@@ -1,8 +1,13 @@
-"""Test configuration: float64 available, strict dtype promotion, hypothesis profiles.
+"""Test configuration: float64 available, strict dtype promotion, tiers and profiles.
 
-Profiles: ``default`` (fast, derandomized, used by CI) and ``thorough`` (10^4 random
-examples a property), chosen
-with ``pytest --hypothesis-profile=thorough`` or ``HYPOTHESIS_PROFILE=thorough``.
+Tiers: `pytest` runs the fast tier (what CI runs); tests marked `slow` (end-to-end scripts,
+the shared suite's longer checks, long numerical checks) run with
+`pytest -m "slow or not slow"`.
+
+Hypothesis profiles, chosen with `HYPOTHESIS_PROFILE=<name>`: ``default`` (the fast tier's:
+derandomized, a fifth of each property's examples, see `strategies.examples`), ``full``
+(derandomized, every property's own example count) and ``thorough`` (10^4 random examples a
+property).
 """
 
 import os
@@ -24,7 +29,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # CI's profile is derandomized: the same examples on every run, so a red run reproduces
-settings.register_profile("default", max_examples=60, derandomize=True, **_common)
+# `strategies.examples(n)` scales each property's count by max_examples / 60
+settings.register_profile("default", max_examples=12, derandomize=True, **_common)
+settings.register_profile("full", max_examples=60, derandomize=True, **_common)
 settings.register_profile("thorough", max_examples=10_000, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

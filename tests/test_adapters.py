@@ -15,13 +15,9 @@ from strategies import examples
 import pinnx
 import pinnx.combine as pc
 from pinnx.combine._route import route
-from pinnx.nn._adapters import (
-    PerLossAdapters,
-    adapter_losses,
-    adapter_owners,
-    cross_losses,
-)
+from pinnx.nn._adapters import PerLossAdapters, adapter_owners
 from pinnx.nn._mlp import MLP
+from pinnx.residuals import adapter_losses, cross_losses
 from pinnx.tasks import task_grads
 
 TASKS = ("bc", "pde")
@@ -73,7 +69,7 @@ def _numpy_forward(model, task, x):
     return h
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("out", ["scalar", 3])
 def test_shapes_and_dtypes(out, dtype):
     model = _model(out=out, dtype=dtype, rank=3, layers=(0, -1))

@@ -121,6 +121,7 @@ def test_recipe_trains_with_the_gate():
     assert 0 < two.relative_l2(trained) < 10
 
 
+@pytest.mark.slow  # trains two networks
 @pytest.mark.standard_promotion
 def test_distance_penalty_is_its_own_task(tasks):
     net = SoftSharing(2, "scalar", 3, width=8, depth=2, key=KEY, coupling="distance")

@@ -62,6 +62,7 @@ def test_test_grid():
     np.testing.assert_array_equal(t, np.linspace(0, 1, 100))
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_shapes_and_dtypes(grid, exact, mol, mol_small_jit):
     assert exact.shape == mol.shape == (100, 256)  # t-major
     assert exact.dtype == mol.dtype == np.float64
@@ -70,6 +71,7 @@ def test_shapes_and_dtypes(grid, exact, mol, mol_small_jit):
     assert u.shape == (3, 7) and u.dtype == jnp.float64
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_methods_agree_on_test_grid(grid, exact, mol):
     diff = np.abs(exact - mol)
     i, j = np.unravel_index(diff.argmax(), diff.shape)
@@ -79,6 +81,7 @@ def test_methods_agree_on_test_grid(grid, exact, mol):
     assert diff.max() < 1e-9, (diff.max(), float(t[i]), float(x[j]))
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_solution_has_the_shock(grid, exact):
     # The benchmark's difficulty is real: from t ~ 0.4 on, u jumps across the one grid cell
     # (width 2/255) around x = 0, by up to ~1.06 (at t ~ 0.5), still by 0.62 at t = 1.
@@ -89,18 +92,21 @@ def test_solution_has_the_shock(grid, exact):
     assert jump.max() > 1.0
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_initial_condition(grid, exact, mol):
     x = np.asarray(grid[0])
     np.testing.assert_array_equal(exact[0], np.asarray(-jnp.sin(jnp.pi * grid[0])))
     np.testing.assert_allclose(mol[0], -np.sin(np.pi * x), rtol=0, atol=1e-14)
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_boundary_values(exact, mol, mol_small_jit):
     assert np.abs(exact[:, [0, -1]]).max() < 1e-13
     assert np.abs(mol[:, [0, -1]]).max() < 1e-13
     assert np.abs(mol_small_jit[:, [0, -1]]).max() < 1e-13
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_odd_symmetry(exact, mol):
     # test_grid's x is symmetric (x[255 - j] = -x[j] up to one ulp); neither method imposes
     # oddness (the spectral solve evolves the even Fourier part too, which stays ~1e-14).
@@ -186,6 +192,7 @@ def test_jit():
     # in test_no_nan_at_small_times and test_method_of_lines_published_slope).
 
 
+@pytest.mark.slow  # the reference on the full test grid
 def test_float32_cole_hopf(grid, exact):
     u = cole_hopf(grid[0].astype(jnp.float32), grid[1].astype(jnp.float32))
     assert u.dtype == jnp.float32

@@ -56,6 +56,7 @@ def test_help_and_list(capsys):
     assert "burgers" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # end to end; test_recipe runs the CLI too
 @pytest.mark.standard_promotion
 def test_short_run_end_to_end(tmp_path, capsys):
     code = main(["run", "burgers", "--steps", "30", "--points", "64", "--width", "8",

@@ -32,11 +32,11 @@ from scipy.optimize import nnls
 from strategies import examples, flatten, flush, split, task_grads
 
 from pinnx.combine._aligned import aligned_mtl, aligned_mtl_weights, balance_transform
-from pinnx.combine._base import unit_sum
 from pinnx.combine._config import config
 from pinnx.combine._dcgd import DCGDState, dcgd
 from pinnx.combine._imtl import imtl_g, imtl_g_weights
 from pinnx.combine._m_config import MConFIGState, m_config
+from pinnx.combine.functional import unit_combination
 from pinnx.tasks import normalized_gram
 
 REF = np.load(pathlib.Path(__file__).parent / "data" / "closed_reference.npz")
@@ -252,10 +252,10 @@ def _run_closed(grads):
     empty = optax.EmptyState()
     norms, cos = normalized_gram(grads)
     rel = norms / jnp.maximum(jnp.max(norms), jnp.finfo(norms.dtype).tiny)
-    beta = imtl_g_weights(norms, cos)  # what imtl_g() combines with unit_sum
+    beta = imtl_g_weights(norms, cos)  # what imtl_g() combines with unit_combination
     return {
         "config": config().update(grads, empty)[0],
-        "imtl_g": unit_sum(beta, norms, grads),
+        "imtl_g": unit_combination(beta, norms, grads),
         "imtl_norms": norms,
         "imtl_beta": beta,
         "aligned_mtl": aligned_mtl().update(grads, empty)[0],
@@ -267,7 +267,7 @@ def _run_closed(grads):
 def _run_aligned_modes(grads, pref):
     """Aligned-MTL with preference weights `pref` and every scale mode."""
     norms, cos = normalized_gram(grads)
-    return {mode: unit_sum(aligned_mtl_weights(norms, cos, pref, mode), norms, grads)
+    return {mode: unit_combination(aligned_mtl_weights(norms, cos, pref, mode), norms, grads)
             for mode in MODES}
 
 

@@ -165,7 +165,9 @@ def test_imbalance_and_bad_input():
 
 
 @pytest.mark.standard_promotion  # optax.adam's bias correction mixes float and int32
-@pytest.mark.parametrize("regime", ["directional", "magnitude", "mixed", "benign"])
+@pytest.mark.parametrize("regime", [pytest.param("directional", marks=pytest.mark.slow),
+                                    "magnitude", pytest.param("mixed", marks=pytest.mark.slow),
+                                    "benign"])
 def test_recommendation_code_builds_the_optimizer(regime):
     rec = recommend(regime, ("bc", "pde"), {"bc": 1.0, "pde": 50.0}, learning_rate=2e-3)
     model = MLP(1, "scalar", width=8, depth=2, key=jax.random.key(0))
@@ -179,7 +181,7 @@ def test_recommendation_code_builds_the_optimizer(regime):
         assert not rec.needs_check and not isinstance(opt, pinnx.Combiner)
     else:
         assert rec.needs_check and repr(opt) == repr(rec.optimizer())
-        assert 'lra(alpha=0.1, every=10, main=\'pde\')' in repr(opt)
+        assert "lra() | sum()" in repr(opt)  # main='pde' is lra's default
     # prepare() builds what the pasted code builds: same model (leaf for leaf), same losses
     losses, wrapped = rec.prepare(LOSSES, model)
     assert bool(eqx.tree_equal(wrapped, namespace["model"]))

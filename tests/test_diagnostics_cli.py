@@ -7,6 +7,7 @@ import pytest
 from pinnx.cli import main
 
 
+@pytest.mark.slow  # end to end
 @pytest.mark.standard_promotion
 def test_diagnose_end_to_end(tmp_path, capsys):
     code = main(["diagnose", "klein_gordon", "--steps", "12", "--every", "2", "--points",

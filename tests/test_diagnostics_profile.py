@@ -105,6 +105,7 @@ def test_fit_recording_errors():
         fit(LOSSES, model0(), pc.sum() | optax.adam(1e-3), BATCH, steps=3, record_every=0)
 
 
+@pytest.mark.slow  # end to end
 def test_profile_report_check_and_plot(tmp_path):
     # a threshold just above 1 forces the magnitude regime, so check mode trains both
     report = profile(LOSSES, model0(), sample, steps=12, record_every=2, resample_every=3,
@@ -131,6 +132,7 @@ def test_profile_report_check_and_plot(tmp_path):
         profile(LOSSES, model0(), BATCH, steps=1)
 
 
+@pytest.mark.slow  # trains two recipes
 def test_check_trains_the_adapter_recipe(tmp_path):
     report = profile(LOSSES, model0(), sample, steps=4, resample_every=2, checkpoints=0)
     directional = dataclasses.replace(

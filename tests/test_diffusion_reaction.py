@@ -77,7 +77,12 @@ def test_reference_satisfies_the_pde(main_ref):
 
 def test_problem_tasks_and_exact_losses():
     problem = diffusion_reaction(n_pde=64, n_ic=16, n_bc=16, n_x=17, n_t=T.size)
-    assert problem.reference.shape == (T.size, 17) and problem.in_size == 2
+    assert problem.reference.shape == (T.size * 17,) and problem.in_size == 2
+    assert problem.grid.shape == (T.size, 17)
+    # its own recipe (not Burgers'), with the points it was built with
+    assert problem.recipe.n_pde == 64 and problem.recipe.resample_every == 1
+    assert problem.recipe.combiner == diffusion_reaction.recipe.combiner
+    assert diffusion_reaction.recipe.n_pde == 500
     batch = problem.sample(jax.random.key(0))
     assert set(batch) == {"pde", "ic", "bc"}
     assert np.all(np.asarray(batch["bc"][:, 0]) == 0)

@@ -5,7 +5,7 @@ import json
 import pytest
 from example_loader import load_example
 
-pytestmark = pytest.mark.standard_promotion
+pytestmark = [pytest.mark.standard_promotion, pytest.mark.slow]  # end-to-end scripts
 
 
 def test_helmholtz_lda_runs(tmp_path, capsys):

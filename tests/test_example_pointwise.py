@@ -4,7 +4,7 @@
 import pytest
 from example_loader import load_example
 
-pytestmark = pytest.mark.standard_promotion
+pytestmark = [pytest.mark.standard_promotion, pytest.mark.slow]  # end-to-end scripts
 
 
 def test_pointwise_race_runs(tmp_path, capsys):

@@ -22,12 +22,11 @@ from pinnx.nn._modsync import (
     binary_step,
     long_tailed_derivative,
     modsync_labels,
-    modsync_optimizer,
     modsync_owners,
     sparsity,
-    sparsity_loss,
-    sparsity_penalty,
 )
+from pinnx.recipes import modsync_optimizer, sparsity_penalty
+from pinnx.residuals import sparsity_loss
 from pinnx.tasks import task_grads
 
 TASKS = ("bc", "pde")

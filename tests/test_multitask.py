@@ -39,10 +39,13 @@ def build(kind, k, out_size, dtype, key):
 
 
 KINDS = ("hard", "soft", "mmoe", "ple")
+# hard sharing and MMoE in the fast tier; the other two nets in the slow one
+KINDS_FAST = ("hard", pytest.param("soft", marks=pytest.mark.slow), "mmoe",
+              pytest.param("ple", marks=pytest.mark.slow))
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.slow)])
 def test_shapes_and_dtypes(kind, dtype):
     net = make(kind, k=3, dtype=dtype)
     y = net(jnp.array([0.2, 0.7], dtype))
@@ -53,7 +56,7 @@ def test_shapes_and_dtypes(kind, dtype):
     assert net.num_tasks == 3 and net.in_size == 2
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS_FAST)
 def test_jit_vmap_grad(kind):
     net = make(kind)
     x = jax.random.uniform(jax.random.key(1), (7, 2))
@@ -124,7 +127,7 @@ def _two_task_losses(x, y0, y1):
     return losses
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS_FAST)
 def test_gate_routes_only_shared_gradients(kind):
     """cosine_gate(where=net.shared_mask): the main row passes untouched; the auxiliary row
     is kept or zeroed on the shared leaves by the cosine there; task leaves keep their rows."""

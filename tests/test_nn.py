@@ -9,7 +9,7 @@ import pytest
 from pinnx.nn import MLP
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.slow)])
 def test_shapes_and_dtypes(dtype):
     m = MLP(3, "scalar", 16, 3, key=jax.random.key(0), dtype=dtype)
     assert m(jnp.ones(3, dtype)).shape == () and m(jnp.ones(3, dtype)).dtype == dtype

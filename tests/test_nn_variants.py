@@ -43,7 +43,7 @@ def _params(model):
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.slow)])
 def test_shapes_and_dtypes(name, dtype):
     key = jax.random.key(0)
     m = NETS[name](3, "scalar", key=key, dtype=dtype)

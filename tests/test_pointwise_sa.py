@@ -19,8 +19,6 @@ from pinnx.pointwise import (
     freeze_tasks,
     identity_mask,
     polynomial_mask,
-    resolve_mask,
-    sa_labels,
     sa_losses,
     sa_optimizer,
     sa_refresh_state,
@@ -29,6 +27,8 @@ from pinnx.pointwise import (
     sigmoid_mask,
     square_mask,
 )
+from pinnx.pointwise._masks import resolve_mask
+from pinnx.pointwise._sa import sa_labels
 from pinnx.tasks import task_grads
 from pinnx.train import fit
 

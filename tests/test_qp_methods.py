@@ -15,9 +15,10 @@ from strategies import LAYOUTS, examples, flatten, flush, task_grads
 from test_qp_solver import brute_force, resolved
 
 from pinnx.combine._cagrad import cagrad
+from pinnx.combine._gram import task_stats
 from pinnx.combine._mgda import mgda
 from pinnx.combine._nash import nash_mtl
-from pinnx.combine._qp import scaled_gram, task_stats
+from pinnx.combine._qp import scaled_gram
 from pinnx.combine._upgrad import dualproj, upgrad
 
 REFERENCE = np.load(pathlib.Path(__file__).parent / "data" / "qp_reference.npz")
@@ -501,6 +502,7 @@ def test_agrees_with_torchjd(method):
     assert checked >= 15
 
 
+@pytest.mark.slow  # a comparison with an approximate method
 def test_mgda_beats_torchjd_frank_wolfe():
     """torchjd's MGDA is Frank-Wolfe (1e-12 step threshold, 20000 steps) and stops short of
     the minimum (up to 2.3e-3 away here): pinnx's d is no longer than its d, and close."""
@@ -543,6 +545,7 @@ _ALL = {
 }
 
 
+@pytest.mark.slow  # every solver's cap, in both dtypes
 @pytest.mark.parametrize("name", sorted(_ALL))
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_iteration_cap_reports_not_converged(name, dtype):

@@ -125,7 +125,7 @@ def test_chain_rules():
     own = {"a": 0, "b": None, "c": None}
     chain = pc.lra(main=0) | route(pc.sum(), own=own) | optax.adam(1e-3)
     assert isinstance(route(pc.sum(), own=own), pc.Aggregator)
-    assert "route(sum())" in repr(chain)
+    assert "route(aggregator=sum()" in repr(chain)
     with pytest.raises(ValueError, match="exactly one aggregator"):
         route(pc.sum(), own=own) | pc.mean()
     with pytest.raises(ValueError, match="after the aggregator"):

@@ -1,4 +1,5 @@
-"""pinnx.fit: equivalence with hand-written loops, history, resampling, NaN guard, errors."""
+"""pinnx.fit: equivalence with hand-written loops, history, resampling, NaN guard, errors;
+its step (pinnx.make_step) driven by hand; the extra-arguments hook."""
 
 import equinox as eqx
 import jax
@@ -7,10 +8,12 @@ import numpy as np
 import optax
 import pytest
 
+import pinnx
 import pinnx.combine as pc
+from pinnx import residuals as res
 from pinnx.nn import MLP
-from pinnx.tasks import cosines, task_grads, task_norms
-from pinnx.train import fit
+from pinnx.tasks import cosines, default_extra_args, ntk_traces, task_grads, task_norms
+from pinnx.train import StepCarry, TrainStep, fit, make_step
 
 pytestmark = pytest.mark.standard_promotion
 
@@ -191,3 +194,106 @@ def test_lbfgs_runs_on_the_summed_loss():
     model, _, hist = fit(losses, model0(), optax.lbfgs(), BATCH, steps=30, progress=False)
     assert hist.total_loss[-1] < 0.5 * hist.total_loss[0]
     assert hist.nonfinite is None
+
+
+# ------------------------------------------------------------ make_step, extra_args
+
+
+def _equal(a, b):
+    def data(x):
+        return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+
+    jax.tree.map(lambda x, y: np.testing.assert_array_equal(data(x), data(y)), a, b)
+
+
+@pytest.mark.parametrize("per_task", [False, True])
+def test_make_step_driven_by_hand_reproduces_fit(per_task):
+    opt = pc.pcgrad() | optax.adam(1e-2) if per_task else optax.adam(1e-2)
+    kw = dict(key=jax.random.key(4), resample_every=3,
+              record_every=2 if per_task else None)
+    model, state, hist = fit(losses, model0(), opt, sample, steps=7, log_every=7,
+                             progress=False, **kw)
+    step, carry = make_step(losses, model0(), opt, sample, **kw)
+    assert isinstance(step, TrainStep) and isinstance(carry, StepCarry)
+    assert step.tasks == hist.tasks and step.per_task == per_task
+    run = jax.jit(step)
+    outs = []
+    for i in range(7):
+        carry, out = run(carry, i)
+        outs.append(out)
+    lvec = np.array([o[0] if per_task else o for o in outs])
+    np.testing.assert_array_equal(lvec, np.stack([hist.losses[t] for t in hist.tasks], 1))
+    if per_task:  # recorded at even steps, NaN at odd ones
+        norms = np.array([o[1] for o in outs])
+        np.testing.assert_array_equal(norms[::2, 0], hist.step_grad_norms["fit"])
+        assert np.all(np.isnan(norms[1::2]))
+    _equal(eqx.filter(step.model(carry), eqx.is_array), eqx.filter(model, eqx.is_array))
+    _equal(carry.opt_state, state)
+    assert np.all(np.asarray(carry.stop) == -1)
+
+
+def _probe():
+    """Keeps its last `probe=` extra argument as its state; updates pass through."""
+
+    def init(params):
+        del params
+        return jnp.zeros((), jnp.float32)
+
+    def update(updates, state, params=None, *, probe, **extra_args):
+        del params, extra_args
+        return updates, jnp.asarray(probe, state.dtype)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+@pytest.mark.parametrize("per_task", [False, True])
+def test_extra_args_reach_the_update(per_task):
+    # the hook sees the step's model (before its update) and batch: its value at the last
+    # step is that step's recorded loss
+    opt = (pc.sum() | _probe() | optax.sgd(0.1) if per_task
+           else optax.chain(_probe(), optax.sgd(0.1)))
+    hook = lambda model, batch: {"probe": losses(model, batch)["fit"]}  # noqa: E731
+    _, state, hist = fit(losses, model0(), opt, sample, steps=5, resample_every=2,
+                         extra_args=hook, progress=False)
+    np.testing.assert_allclose(state[1 if per_task else 0], hist.losses["fit"][-1], rtol=1e-6)
+
+
+def test_extra_args_errors():
+    opt = pc.sum() | optax.sgd(0.1)
+    with pytest.raises(ValueError, match=r"extra_args returned \['losses'\]"):
+        fit(losses, model0(), opt, BATCH, steps=1, extra_args=lambda m, b: {"losses": 1},
+            progress=False)
+    with pytest.raises(ValueError, match=r"extra_args returned \['value'\]"):
+        fit(losses, model0(), optax.sgd(0.1), BATCH, steps=1,
+            extra_args=lambda m, b: {"value": 1}, progress=False)
+    with pytest.raises(ValueError, match="must return a dict of keyword arguments, got list"):
+        fit(losses, model0(), opt, BATCH, steps=1, extra_args=lambda m, b: [], progress=False)
+
+
+def test_default_extra_args_feed_ntk_weights():
+    model = MLP(1, "scalar", width=4, depth=1, key=jax.random.key(2), dtype=jnp.float32)
+    ntk_losses = res.losses(bc=res.dirichlet(0.5), data=res.data())
+    rng = np.random.default_rng(3)
+    batch = {"bc": jnp.asarray(rng.uniform(-1, 1, (3, 1)), jnp.float32),
+             "data": (jnp.asarray(rng.uniform(-1, 1, (5, 1)), jnp.float32),
+                      jnp.asarray(rng.normal(size=5), jnp.float32))}
+    assert default_extra_args(losses)(model0(), BATCH) == {}
+    default = default_extra_args(ntk_losses)
+    lazy = default(model, batch)["ntk_traces"]
+    _equal(lazy(), ntk_traces(ntk_losses, model, batch))
+    opt = pinnx.ntk_weights(alpha=0.5, every=1) | pc.sum() | optax.sgd(1e-2)
+    _, implicit, _ = fit(ntk_losses, model, opt, batch, steps=2, progress=False)
+    _, explicit, _ = fit(ntk_losses, model, opt, batch, steps=2, progress=False,
+                         extra_args=lambda m, b: {**default(m, b), "unused": 1.0})
+    np.testing.assert_array_equal(implicit[0].weights, explicit[0].weights)
+    assert not np.allclose(implicit[0].weights, 1.0)
+    with pytest.raises(ValueError, match="needs the per-task NTK traces"):
+        fit(ntk_losses, model, opt, batch, steps=1, extra_args=lambda m, b: {},
+            progress=False)
+
+
+def test_layers_and_public_names():
+    assert pinnx.ModelSampler is pinnx.sampling.ModelSampler
+    assert pinnx.ntk_traces is ntk_traces is pinnx.combine.ntk_traces
+    assert pinnx.make_step is make_step
+    assert pinnx.TrainStep is TrainStep and pinnx.StepCarry is StepCarry

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, stateless_init, unit_sum
+from ._base import Aggregator, concrete
+from ._gram import gram_aggregator
+from ._registry import register
 
 __all__ = ["aligned_mtl", "aligned_mtl_weights", "balance_transform"]
 
@@ -80,8 +81,11 @@ def aligned_mtl_weights(
     return (b @ pref) * norms
 
 
+@register
 def aligned_mtl(
-    weights: Sequence[float] | None = None, *, scale_mode: ScaleMode = "min"
+    weights: Sequence[float] | Float[Array, " tasks"] | None = None,
+    *,
+    scale_mode: ScaleMode = "min",
 ) -> Aggregator:
     """Aligned-MTL: align the task gradients into orthogonal ones of equal norm, then sum.
 
@@ -110,7 +114,16 @@ def aligned_mtl(
 
     Returns an aggregator: K task rows in, one params-shaped gradient out; stateless.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.aligned_mtl()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]
+        [0.138, 0.415]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.aligned_mtl() | optax.adam(1e-3)
 
     References:
@@ -121,28 +134,25 @@ def aligned_mtl(
     if scale_mode not in ("min", "median", "rmse"):
         raise ValueError(f"scale_mode must be 'min', 'median' or 'rmse', got {scale_mode!r}")
     if weights is not None:
-        pref = np.asarray(weights, np.float64)
-        if pref.ndim != 1 or pref.shape[0] < 1 or not np.all(np.isfinite(pref)):
-            raise ValueError(
-                f"aligned_mtl() needs a 1-D sequence of finite weights, got {weights!r}"
-            )
+        shape = jnp.shape(jnp.asarray(weights)) if not concrete(weights) else np.shape(weights)
+        if len(shape) != 1 or shape[0] < 1:
+            raise ValueError(f"aligned_mtl() needs a 1-D sequence of weights, got {weights!r}")
+        if concrete(weights) and not np.all(np.isfinite(np.asarray(weights, np.float64))):
+            raise ValueError(f"aligned_mtl() needs finite weights, got {weights!r}")
 
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        norms, cos = normalized_gram(updates)
+    def preference(k, dtype):
         if weights is None:
-            w = jnp.full((k,), 1 / k, norms.dtype)
-        elif pref.shape[0] != k:
+            return jnp.full((k,), 1 / k, dtype)
+        if shape[0] != k:
             raise ValueError(
-                f"aligned_mtl() has {pref.shape[0]} weights but the gradients have {k} task "
-                "rows"
+                f"aligned_mtl() has {shape[0]} weights but the gradients have {k} task rows"
             )
-        else:
-            w = jnp.asarray(pref, norms.dtype)
-        beta = aligned_mtl_weights(norms, cos, w, scale_mode)
-        return unit_sum(beta, norms, updates), state
+        if concrete(weights):
+            return jnp.asarray(np.asarray(weights, np.float64), dtype)
+        return jnp.asarray(weights).astype(dtype)
 
-    args = [] if weights is None else [repr(list(weights))]
-    args += [] if scale_mode == "min" else [f"scale_mode={scale_mode!r}"]
-    return Aggregator(stateless_init, update).labelled(f"aligned_mtl({', '.join(args)})")
+    def alignment(norms, cos, state):
+        pref = preference(norms.shape[0], norms.dtype)
+        return aligned_mtl_weights(norms, cos, pref, scale_mode), state
+
+    return gram_aggregator(alignment)

@@ -14,51 +14,94 @@ aggregator (task transforms only); `pinnx.fit` refuses such a chain as an optimi
 
 Every pinnx transform's `init` takes `params` and an optional keyword `tasks` (the number of
 tasks, or their names). Transforms whose state has one entry per task (e.g. `per_task`) need
-it; `pinnx.fit` passes it. The input convention (leading task axis, params-shaped output)
-is that of `optax.experimental.aggregating`.
+it; `pinnx.fit` passes it, and `init_state` passes it to pinnx transforms only. The input
+convention (leading task axis, params-shaped output) is that of
+`optax.experimental.aggregating`.
+
+A transform's kind is its class; its label (for `repr` and error messages) and, for a chain,
+its parts live in a frozen `Update` that is the transform's `update` field. Both therefore
+survive `_replace`, `_make` and a pytree round trip, as optax's own fields do.
 """
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, Int, PyTree
 
 from ..tasks import task_names
 
 __all__ = [
     "Tasks",
+    "FloatLike",
+    "IntLike",
+    "Update",
     "Combiner",
     "TaskTransform",
     "Aggregator",
     "Chain",
     "as_aggregator",
     "as_task_transform",
+    "init_state",
     "count_tasks",
-    "weighted_sum",
-    "unit_sum",
+    "resolve_task",
+    "stateless_init",
+    "concrete",
+    "check",
+    "static",
 ]
 
 Tasks = int | Sequence[str] | None
+# a hyperparameter that may arrive traced (optax.inject_hyperparams, a vmap over members)
+FloatLike = float | Float[Array, ""]
+IntLike = int | Int[Array, ""]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Update:
+    """A pinnx transform's update function with its label (and a chain's parts).
+
+    Calling it calls `fn`. It is the `update` field of every `Combiner`, so the label and
+    the parts are ordinary data of the NamedTuple: `_replace(init=...)`, `_make` and
+    `jax.tree` round trips keep them.
+
+    Attributes:
+        fn: `fn(updates, state, params=None, **extra_args) -> (updates, state)`.
+        label: what `repr` shows, e.g. `"cagrad(c=0.4)"`.
+        parts: a chain's transforms, in order; empty for any other transform.
+    """
+
+    fn: Callable[..., tuple[Any, Any]]
+    label: str
+    parts: tuple[optax.GradientTransformation, ...] = ()
+
+    def __call__(self, updates, state, params=None, **extra_args):
+        return self.fn(updates, state, params, **extra_args)
 
 
 class Combiner(optax.GradientTransformationExtraArgs):
     """A pinnx transform: an optax transform that knows its kind and composes with `|`.
 
     `init(params, *, tasks=None)`; `update(updates, state, params=None, **extra_args)`.
+    Build one with `Aggregator(init, update_fn, label)` or `TaskTransform(...)`: the third
+    argument wraps `update_fn` in an `Update` carrying the label.
     """
 
     kind: ClassVar[str] = ""
 
+    def __new__(cls, init, update, label: str | None = None):
+        if not isinstance(update, Update) or label is not None:
+            fn = update.fn if isinstance(update, Update) else update
+            parts = update.parts if isinstance(update, Update) else ()
+            update = Update(fn, label or cls.kind, parts)
+        return super().__new__(cls, init, update)
+
     @property
     def label(self) -> str:
-        return self.__dict__.get("_label", self.kind)
-
-    def labelled(self, label: str):
-        self.__dict__["_label"] = label
-        return self
+        return getattr(self.update, "label", self.kind)
 
     def __repr__(self) -> str:
         return self.label
@@ -135,38 +178,52 @@ def _check_order(parts: Sequence[optax.GradientTransformation]) -> None:
             raise ValueError(
                 f"no aggregator before {_name(part)}: a plain optax transform needs one "
                 f"combined gradient, but the chain before it ({before}) passes K task rows. "
-                "Add an aggregator such as pinnx.sum(), pinnx.mean() or pinnx.pcgrad()"
+                "Add an aggregator such as pinnx.sum(), pinnx.mean() or pinnx.pcgrad() (an "
+                "aggregator wrapped by an optax utility, e.g. optax.inject_hyperparams, "
+                "keeps its kind with pinnx.inject_hyperparams or pinnx.as_aggregator)"
             )
 
 
-def _init_part(part: optax.GradientTransformation, params: PyTree, tasks: Tasks) -> Any:
-    if isinstance(part, Combiner):
-        return part.init(params, tasks=tasks)
-    return part.init(params)
+def init_state(optimizer: optax.GradientTransformation, params: PyTree, *,
+               tasks: Tasks = None) -> optax.OptState:
+    """The initial state of any optimizer: pinnx transforms get `tasks=`, optax ones do not.
+
+    Args:
+        optimizer: a pinnx transform or chain, or any optax transform.
+        params: the parameters.
+        tasks: the number of tasks or their names (needed by transforms with one state entry
+            per task; ignored by plain optax transforms).
+
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> state = pinnx.init_state(pinnx.per_task(optax.scale_by_adam()) | pinnx.mean(),
+        ...                          {"w": jnp.zeros(3)}, tasks=("bc", "pde"))
+    """
+    if isinstance(optimizer, Combiner):
+        return optimizer.init(params, tasks=tasks)
+    return optimizer.init(params)
 
 
 class Chain(Combiner):
     """Transforms applied in sequence, built with `a | b`; an optax transform itself.
 
-    Its state is the tuple of its parts' states, as in `optax.chain`.
+    Its state is the tuple of its parts' states, as in `optax.chain`; its parts are
+    `chain.parts` (nested chains are flattened).
     """
 
     kind: ClassVar[str] = "chain"
 
     @property
     def parts(self) -> tuple[optax.GradientTransformation, ...]:
-        return self.__dict__["_parts"]
+        return getattr(self.update, "parts", ())
 
     @property
     def has_aggregator(self) -> bool:
         return any(isinstance(p, Aggregator) for p in self.parts)
 
-    @property
-    def label(self) -> str:
-        return " | ".join(_name(p) for p in self.parts)
-
     @classmethod
     def of(cls, *transforms: optax.GradientTransformation) -> "Chain":
+        """The chain of `transforms` (chains among them are flattened), order checked."""
         parts: list[optax.GradientTransformation] = []
         for tx in transforms:
             parts.extend(tx.parts if isinstance(tx, Chain) else (tx,))
@@ -174,7 +231,7 @@ class Chain(Combiner):
         wrapped = [optax.with_extra_args_support(p) for p in parts]
 
         def init(params: PyTree, *, tasks: Tasks = None) -> tuple:
-            return tuple(_init_part(p, params, tasks) for p in parts)
+            return tuple(init_state(p, params, tasks=tasks) for p in parts)
 
         def update(updates, state, params=None, **extra_args):
             if not isinstance(state, tuple) or len(state) != len(parts):
@@ -189,9 +246,8 @@ class Chain(Combiner):
                 new_state.append(s)
             return updates, tuple(new_state)
 
-        chain = cls(init, update)
-        chain.__dict__["_parts"] = tuple(parts)
-        return chain
+        label = " | ".join(_name(p) for p in parts)
+        return cls(init, Update(update, label, tuple(parts)))
 
 
 def _wrap(cls, tx: optax.GradientTransformation, label: str | None) -> Combiner:
@@ -201,16 +257,19 @@ def _wrap(cls, tx: optax.GradientTransformation, label: str | None) -> Combiner:
         del tasks
         return inner.init(params)
 
-    out = cls(init, inner.update)
-    return out.labelled(label or _name(tx))
+    return cls(init, inner.update, label or _name(tx))
 
 
 def as_aggregator(tx: optax.GradientTransformation, label: str | None = None) -> Aggregator:
     """Mark any optax transform as an aggregator (K task rows -> one gradient).
 
     Use it for your own aggregators, or to keep the kind of a pinnx aggregator wrapped by
-    an optax utility, e.g.
-    `pinnx.as_aggregator(optax.inject_hyperparams(pinnx.weighted)(weights=w)) | optax.adam(1e-3)`.
+    an optax utility (`pinnx.inject_hyperparams` does this for you).
+
+    Examples:
+        >>> import optax, pinnx
+        >>> tx = optax.inject_hyperparams(pinnx.weighted)(weights=[1.0, 10.0])
+        >>> opt = pinnx.as_aggregator(tx) | optax.adam(1e-3)
     """
     return _wrap(Aggregator, tx, label)
 
@@ -262,40 +321,44 @@ def resolve_task(task: str | int, k: int, losses: Any, who: str) -> int:
     return task % k
 
 
-def _bcast(v: Array, leaf: Array) -> Array:
-    return jnp.reshape(v.astype(leaf.dtype), (-1,) + (1,) * (leaf.ndim - 1))
-
-
-def weighted_sum(weights: Array, grads: PyTree[Array]) -> PyTree[Array]:
-    """sum_k weights[k] * row k, leaf by leaf: (K,) and K-row leaves -> params-shaped."""
-    return jax.tree.map(lambda g: jnp.sum(_bcast(weights, g) * g, axis=0), grads)
-
-
-def unit_sum(beta: Array, norms: Array, grads: PyTree[Array]) -> PyTree[Array]:
-    """sum_k beta[k] * g_k / ||g_k||: a combination in the unit-direction basis.
-
-    Gram-based methods produce coefficients on the unit vectors u_k = g_k / ||g_k||; forming
-    u_k first keeps 1e20-scale coefficients on 1e-20-scale rows finite in float32. Rows with
-    a norm below the dtype's smallest normal number count as zero.
-    """
-    tiny = jnp.finfo(norms.dtype).tiny
-    inv = jnp.where(norms >= tiny, 1 / jnp.where(norms >= tiny, norms, 1), 0)
-    return jax.tree.map(
-        lambda g: jnp.sum(_bcast(beta, g) * (g * _bcast(inv, g)), axis=0), grads
-    )
-
-
-def power_below(top: Float[Array, "..."]) -> Float[Array, "..."]:
-    """A power of two p with p <= top < 2 p (top < 4 p in the top binade, so that 1 / p is
-    normal too); 1 where top is below the smallest normal number. Dividing by p is exact:
-    the scale-safe sums of `_trimmed_mean`, `_random` and `_qp` work in these units."""
-    _, e = jnp.frexp(top)  # 2^(e-1) <= top < 2^e
-    fi = jnp.finfo(top.dtype)
-    e = jnp.minimum(e - 1, fi.maxexp - 2)
-    return jnp.where(top >= fi.tiny, jnp.ldexp(jnp.ones_like(top), e), jnp.ones_like(top))
-
-
 def stateless_init(params: PyTree, *, tasks: Tasks = None) -> optax.EmptyState:
     del params, tasks
     return optax.EmptyState()
 
+
+def concrete(value: Any) -> bool:
+    """Whether a hyperparameter's value is known now (not traced): only then can a factory
+    check it in Python. Under `optax.inject_hyperparams` or a vmap over hyperparameters
+    (an ensemble) numeric arguments arrive as tracers."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(value))
+
+
+def check(value: Any, ok: Callable[[Any], Any], message: str) -> None:
+    """Raise `ValueError(message)` if a concrete `value` fails `ok`; accept a traced one.
+
+    `ok` receives the value as a NumPy array (or the value itself when it is not numeric)
+    and must return a bool (or a bool array: every entry must hold).
+    """
+    if value is None or not concrete(value):
+        return
+    try:
+        arg = np.asarray(value) if not isinstance(value, (bool, str)) else value
+    except (TypeError, ValueError):
+        arg = value
+    if not np.all(ok(arg)):
+        raise ValueError(message)
+
+
+def static(value: Any, name: str, who: str) -> Any:
+    """A setting of the compiled program (an iteration cap, a tolerance), as a Python number:
+    a traced value is refused with the advice to keep it static; a concrete array (as
+    `optax.inject_hyperparams` passes outside jit) is converted."""
+    if not concrete(value):
+        raise ValueError(
+            f"{who}: {name} is a setting of the compiled program and cannot be traced; keep "
+            f"it static (optax.inject_hyperparams(..., static_args=({name!r},)), or "
+            "pinnx.inject_hyperparams, which keeps every int and None static)"
+        )
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return np.asarray(value).item()

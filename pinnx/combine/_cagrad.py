@@ -5,10 +5,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from ..tasks import num_tasks
-from ._base import Aggregator
+from ._base import Aggregator, FloatLike, IntLike, check, concrete, static
+from ._gram import Scaled, gram_aggregator, relative_norms
 from ._qp import (
     QPInfo,
     _active_set,
@@ -17,12 +18,10 @@ from ._qp import (
     log_info,
     no_info,
     pad,
-    relative_norms,
     scaled_gram,
-    task_stats,
-    unit_combination,
     unpad,
 )
+from ._registry import register
 
 __all__ = ["cagrad", "cagrad_weights", "CAGradState"]
 
@@ -38,8 +37,8 @@ class CAGradState(NamedTuple):
 
 
 # jitted per padded size (see _qp.pad): copies of task 0 leave the problem unchanged
-@functools.partial(jax.jit, static_argnames=("tol", "max_iter"))
-def _cagrad_dual(gram, b, phi, lo, noise, tol, max_iter):
+@functools.partial(jax.jit, static_argnames=("tol",))
+def _cagrad_dual(gram, b, phi, lo, noise, max_iter, tol):
     """w = argmin_{w in simplex} b . w + phi ||J^T w||, with b = G 1/K, phi = c ||g0||.
 
     For t > 0 let w(t) solve the simplex QP min 1/2 w^T G w + (t / phi) b . w, i.e. J^T w(t)
@@ -148,17 +147,27 @@ def _cagrad_relative(norms, cos, c, norm_eps, tol, max_iter):
     k = norms.shape[0]
     dtype = norms.dtype
     top, m = relative_norms(norms)
-    if c == 0:  # d = g0: nothing to solve
-        info = QPInfo(jnp.array(0, jnp.int32), jnp.array(True), jnp.zeros((), dtype))
-        return top, m / k, info
+    mean_info = QPInfo(jnp.array(0, jnp.int32), jnp.array(True), jnp.zeros((), dtype))
+    if concrete(c) and c == 0:  # d = g0: nothing to solve
+        return top, m / k, mean_info
     tol = default_tol(dtype) if tol is None else tol
-    gram, b, phi, lo, noise = _setup(norms, cos, c, norm_eps)
+    eps = float(jnp.finfo(dtype).eps)
+    # the lower end of the root search, relative to ||J||_F (see `_setup`)
+    lo_factor = (max(0.1 * norm_eps, 10 * eps**0.5) if concrete(norm_eps)
+                 else jnp.maximum(0.1 * norm_eps, 10 * eps**0.5))
+    gram, b, phi, lo, noise = _setup(norms, cos, c, lo_factor)
     idx, reduced_gram, reduced_b = _drop_zero_rows(gram, b)
     padded_gram, padded_b = pad(reduced_gram, reduced_b, bucket(k), simplex=True)
-    w, stationary, info = _cagrad_dual(padded_gram, padded_b, phi, lo, noise, tol=float(tol),
-                           max_iter=int(max_iter))
+    w, stationary, info = _cagrad_dual(padded_gram, padded_b, phi, lo, noise, max_iter,
+                                       tol=float(tol))
     w = _fold(unpad(w, k, simplex=True), idx)
-    return top, _finish(w, stationary, gram, b, phi, norm_eps) * m, info
+    beta = _finish(w, stationary, gram, b, phi, norm_eps) * m
+    if concrete(c):
+        return top, beta, info
+    # a traced c (inject_hyperparams, an ensemble over c): c = 0 is the mean
+    zero = c == 0
+    return (top, jnp.where(zero, m / k, beta),
+            jax.tree.map(lambda a, b: jnp.where(zero, a, b), mean_info, info))
 
 
 @jax.jit
@@ -185,8 +194,8 @@ def _fold(w, idx):
     return jnp.zeros_like(w).at[idx].add(w)
 
 
-@functools.partial(jax.jit, static_argnames=("c", "norm_eps"))
-def _setup(norms, cos, c, norm_eps):
+@jax.jit
+def _setup(norms, cos, c, lo_factor):
     """G / max norm^2, b = G 1/K (= J g0), phi = c ||g0|| in those units, the lower end of
     the root search and the resolution of ||J^T w|| computed from G.
 
@@ -202,12 +211,12 @@ def _setup(norms, cos, c, norm_eps):
     phi = c * jnp.sqrt(jnp.maximum(jnp.sum(b) / k, 0))  # ||g0||^2 = 1^T G 1 / K^2
     frob = jnp.sqrt(jnp.sum(jnp.diagonal(gram)))
     eps = float(jnp.finfo(gram.dtype).eps)
-    lo = max(0.1 * norm_eps, 10 * eps**0.5) * frob
+    lo = lo_factor * frob  # lo_factor = max(0.1 norm_eps, 10 sqrt(eps))
     noise = (k * eps) ** 0.5 * frob
     return gram, b, phi, lo, noise
 
 
-@functools.partial(jax.jit, static_argnames=("norm_eps",))
+@jax.jit
 def _finish(w, stationary, gram, b, phi, norm_eps):
     """Coefficients of d = g0 + phi / ||J^T w|| J^T w on the task gradients (0 near the
     Pareto set, as in torchjd; also 0 when a zero row's vertex, of dual value 0, is at
@@ -223,13 +232,14 @@ def _finish(w, stationary, gram, b, phi, norm_eps):
     return jnp.where(far, weights, jnp.zeros_like(weights))
 
 
+@register
 def cagrad(
-    c: float = 0.5,
+    c: FloatLike = 0.5,
     *,
-    rescale: int = 0,
-    norm_eps: float = 1e-4,
-    tol: float | None = None,
-    max_iter: int = 64,
+    rescale: IntLike = 0,
+    norm_eps: FloatLike = 1e-4,
+    tol: FloatLike | None = None,
+    max_iter: IntLike = 64,
 ) -> Aggregator:
     """CAGrad: the update in a ball around the mean gradient that helps the worst task most.
 
@@ -265,30 +275,34 @@ def cagrad(
         max_iter: cap on evaluations of the root function (each one a simplex QP; the
             first two bracket the root).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.cagrad(c=0.5)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]
+        [0.25, 0.5]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.cagrad(c=0.5) | optax.adam(1e-3)
 
     References:
         Liu, Liu, Jin, Stone, Liu. "Conflict-Averse Gradient Descent for Multi-task
         Learning". NeurIPS 2021. https://arxiv.org/abs/2110.14048
     """
-    if c < 0:
-        raise ValueError(f"cagrad: c must be non-negative, got {c}")
-    if rescale not in (0, 1, 2):
-        raise ValueError(f"cagrad: rescale must be 0, 1 or 2, got {rescale}")
-    factor = (1.0, 1 / (1 + c**2), 1 / (1 + c))[rescale]
+    check(c, lambda v: v >= 0, f"cagrad: c must be non-negative, got {c}")
+    check(rescale, lambda v: np.isin(v, (0, 1, 2)), f"cagrad: rescale must be 0, 1 or 2, got "
+          f"{rescale}")
+    check(norm_eps, lambda v: v >= 0, f"cagrad: norm_eps must be non-negative, got {norm_eps}")
+    tol = static(tol, "tol", "cagrad")
+    factors = (1.0, 1 / (1 + c**2), 1 / (1 + c))
+    factor = factors[rescale] if concrete(rescale) else jnp.stack(factors)[rescale]
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return CAGradState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = task_stats(updates)
+    def weights(norms, cos, state):
+        del state
         # relative coefficients, scaled last: top * beta can underflow in float32
         top, beta, info = _cagrad_relative(norms, cos, c, norm_eps, tol, max_iter)
-        return (unit_combination(beta * factor, norms, updates, top),
-                CAGradState(info=log_info(info)))
+        return Scaled(beta * factor, top), CAGradState(info=log_info(info))
 
-    return Aggregator(init, update).labelled(f"cagrad(c={c})")
+    return gram_aggregator(weights, init=lambda params, tasks: CAGradState(info=no_info()))

@@ -3,8 +3,9 @@
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, stateless_init, unit_sum
+from ._base import Aggregator
+from ._gram import gram_aggregator
+from ._registry import register
 
 __all__ = ["config", "config_weights"]
 
@@ -70,6 +71,7 @@ def config_weights(
     return jnp.where(ok, length / jnp.where(ok, q, 1) * beta, jnp.zeros_like(beta))
 
 
+@register
 def config() -> Aggregator:
     """ConFIG: the update with the same (positive) cosine to every task gradient.
 
@@ -93,7 +95,16 @@ def config() -> Aggregator:
 
     Returns an aggregator: K task rows in, one params-shaped gradient out; stateless.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.config()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # equal angles with both rows
+        [0.354, 0.854]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.config() | optax.adam(1e-3)
 
     References:
@@ -101,11 +112,4 @@ def config() -> Aggregator:
         Neural Networks". ICLR 2025. https://arxiv.org/abs/2408.11104 ; reference code
         `conflictfree.grad_operator.ConFIG_update`.
     """
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = normalized_gram(updates)
-        return unit_sum(config_weights(norms, cos), norms, updates), state
-
-    return Aggregator(stateless_init, update).labelled("config()")
+    return gram_aggregator(lambda norms, cos, state: (config_weights(norms, cos), state))

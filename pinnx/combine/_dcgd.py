@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, unit_sum
+from ._base import Aggregator, FloatLike, IntLike, static
+from ._gram import gram_aggregator
 from ._qp import QPInfo, log_info, no_info
+from ._registry import register
 from ._upgrad import dual_cone_projection
 
 __all__ = ["dcgd", "dcgd_weights", "DCGDState"]
@@ -127,8 +128,9 @@ def dcgd_weights(
     return jnp.where(agrees, rel, mean) * top, info
 
 
+@register
 def dcgd(
-    variant: Variant = "center", *, tol: float | None = None, max_iter: int | None = None
+    variant: Variant = "center", *, tol: FloatLike | None = None, max_iter: IntLike | None = None
 ) -> Aggregator:
     """DCGD: keep the update inside the dual cone of the task gradients.
 
@@ -176,7 +178,16 @@ def dcgd(
     Returns an aggregator: K task rows in, one params-shaped gradient out; its state
     (`DCGDState`) holds the last update's projection info.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.dcgd("center")
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]
+        [0.354, 0.854]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.dcgd("center") | optax.adam(1e-3)
 
     References:
@@ -185,16 +196,12 @@ def dcgd(
     """
     if variant not in VARIANTS:
         raise ValueError(f"dcgd: variant must be one of {VARIANTS}, got {variant!r}")
+    tol = static(tol, "tol", "dcgd")
+    max_iter = static(max_iter, "max_iter", "dcgd")
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return DCGDState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = normalized_gram(updates)
+    def weights(norms, cos, state):
+        del state
         beta, info = dcgd_weights(norms, cos, variant, tol=tol, max_iter=max_iter)
-        return unit_sum(beta, norms, updates), DCGDState(info=info)
+        return beta, DCGDState(info=info)
 
-    return Aggregator(init, update).labelled(f"dcgd({variant!r})")
+    return gram_aggregator(weights, init=lambda params, tasks: DCGDState(info=no_info()))

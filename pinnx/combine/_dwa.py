@@ -5,16 +5,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import (
-    all_positive,
-    check_rows,
-    loss_vector,
-    scale_rows,
-    scaled_softmax,
-    state_dtype,
-)
+from ._base import FloatLike, Tasks, TaskTransform, check
+from ._loss_weighting import all_positive, loss_vector, loss_weighting, scaled_softmax
+from ._registry import register
 
 __all__ = ["dwa", "DWAState"]
 
@@ -38,7 +31,8 @@ class DWAState(NamedTuple):
     skipped: Int[Array, ""]
 
 
-def dwa(temperature: float = 2.0, *, tasks: Tasks = None) -> TaskTransform:
+@register
+def dwa(temperature: FloatLike = 2.0, *, tasks: Tasks = None) -> TaskTransform:
     """Dynamic weight average: weight each loss by how slowly it decreased recently.
 
     With w_k = L_k(t-1) / L_k(t-2), the ratio of each task's last two recorded losses,
@@ -60,28 +54,35 @@ def dwa(temperature: float = 2.0, *, tasks: Tasks = None) -> TaskTransform:
 
     Shapes: K task rows in, K rows out; `DWAState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> tx = pinnx.dwa(temperature=2.0)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> for bc, pde in [(0.1, 2.0), (0.05, 1.9), (0.04, 1.8)]:   # losses of 3 steps
+        ...     losses = {"bc": jnp.array(bc), "pde": jnp.array(pde)}
+        ...     rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]   # "bc" fell faster: less weight
+        [0.888, 1.112]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.dwa(temperature=2.0) | pinnx.sum() | optax.adam(1e-3)
 
     References:
         Liu, Johns, Davison. "End-to-End Multi-Task Learning with Attention". CVPR 2019.
         https://arxiv.org/abs/1803.10704
     """
-    if not temperature > 0:
-        raise ValueError(f"dwa temperature must be positive, got {temperature}")
-    label = f"dwa(temperature={temperature})"
-    bound = tasks
+    check(temperature, lambda v: v > 0, f"dwa temperature must be positive, got {temperature}")
 
-    def init(params, *, tasks: Tasks = None) -> DWAState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        ones = jnp.ones((k,), state_dtype(params))
+    def init(k, dtype):
+        ones = jnp.ones((k,), dtype)
         zero = jnp.zeros((), jnp.int32)
         return DWAState(ones, ones, ones, zero, zero)
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
+    def weigh(grads, state, losses, **extra_args):
+        del grads, extra_args
+        k = state.weights.shape[0]
         values = loss_vector(losses, k, "dwa", state.weights.dtype)
         # weights of this step, from the two losses recorded before it (positive by
         # construction: only valid losses are recorded)
@@ -99,6 +100,6 @@ def dwa(temperature: float = 2.0, *, tasks: Tasks = None) -> TaskTransform:
             count=state.count + ok.astype(jnp.int32),
             skipped=state.skipped + skip.astype(jnp.int32),
         )
-        return scale_rows(weights, updates), new
+        return weights, new
 
-    return TaskTransform(init, update).labelled(label)
+    return loss_weighting(init, weigh, name="dwa", tasks=tasks)

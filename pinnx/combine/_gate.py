@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from jaxtyping import PyTree
 
 from ..tasks import normalized_gram, num_tasks
-from ._base import TaskTransform, resolve_task, stateless_init
+from ._base import FloatLike, TaskTransform, check, resolve_task, stateless_init
+from ._registry import register
 
 __all__ = ["cosine_gate"]
 
@@ -37,9 +38,10 @@ def _mask_leaves(where: Any, updates: PyTree, params: PyTree) -> PyTree[bool]:
         ) from None
 
 
+@register
 def cosine_gate(
     main: str | int,
-    threshold: float = 0.0,
+    threshold: FloatLike = 0.0,
     where: PyTree[bool] | Callable[[PyTree], PyTree[bool]] | None = None,
 ) -> TaskTransform:
     """Let an auxiliary task's gradient in only where it agrees with the main task.
@@ -57,7 +59,18 @@ def cosine_gate(
             parameters, or a function from the parameters (`params=` at update, else the
             gradients) to one. None: all.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.0, 1.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.cosine_gate(main="pde")
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses)
+        >>> rows["w"].tolist()   # "bc" disagrees with "pde": its row is zeroed
+        [[0.0, 0.0], [2.0, -1.0]]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.cosine_gate(main="pde") | pinnx.pcgrad() | optax.adam(1e-3)
 
     References:
@@ -67,8 +80,8 @@ def cosine_gate(
         Farajtabar, Pascanu, Lakshminarayanan. "Adapting Auxiliary Losses Using Gradient
         Similarity". 2018. https://arxiv.org/abs/1812.02224
     """
-    if isinstance(threshold, (int, float)) and not -1 <= threshold < 1:
-        raise ValueError(f"cosine_gate threshold must lie in [-1, 1), got {threshold}")
+    check(threshold, lambda v: (-1 <= v) & (v < 1),
+          f"cosine_gate threshold must lie in [-1, 1), got {threshold}")
 
     def update(updates, state, params=None, *, losses=None, **extra_args):
         del extra_args
@@ -88,6 +101,4 @@ def cosine_gate(
 
         return jax.tree.map(gate, mask, updates), state
 
-    return TaskTransform(stateless_init, update).labelled(
-        f"cosine_gate(main={main!r}, threshold={threshold})"
-    )
+    return TaskTransform(stateless_init, update)

@@ -2,12 +2,12 @@
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import check_rows, ema, inverse_share, scale_rows, state_dtype
+from ..tasks import normalized_gram
+from ._base import FloatLike, IntLike, Tasks, TaskTransform
+from ._loss_weighting import ema_weighting, inverse_share
+from ._registry import register
 
 __all__ = ["grad_norm_weights", "GradNormWeightsState"]
 
@@ -27,8 +27,9 @@ class GradNormWeightsState(NamedTuple):
     skipped: Int[Array, ""]
 
 
+@register
 def grad_norm_weights(
-    alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
+    alpha: FloatLike = 0.1, every: IntLike = 1000, *, tasks: Tasks = None
 ) -> TaskTransform:
     """Global weights that give every task's weighted gradient the same norm.
 
@@ -57,7 +58,18 @@ def grad_norm_weights(
 
     Shapes: K task rows in, K rows out; `GradNormWeightsState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.grad_norm_weights(every=100)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]   # the smaller row gains weight
+        [1.447, 1.022]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.grad_norm_weights(every=100) | pinnx.sum() | optax.adam(1e-3)
 
     References:
@@ -65,27 +77,11 @@ def grad_norm_weights(
         Neural Networks". 2023. https://arxiv.org/abs/2308.08468 ; code: jaxpi,
         https://github.com/PredictiveIntelligenceLab/jaxpi
     """
-    if not 0 < alpha <= 1:
-        raise ValueError(f"grad_norm_weights alpha must lie in (0, 1], got {alpha}")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"grad_norm_weights every must be a positive int, got {every!r}")
-    label = f"grad_norm_weights(alpha={alpha}, every={every})"
-    bound = tasks
 
-    def init(params, *, tasks: Tasks = None) -> GradNormWeightsState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        return GradNormWeightsState(jnp.ones((k,), state_dtype(params)),
-                                    jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    def estimate(grads, weights, *, due, main, **extra_args):
+        del weights, due, main, extra_args
+        norms, _ = normalized_gram(grads)
+        return inverse_share(norms)
 
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
-        norms, _ = normalized_gram(updates)
-        est, defined = inverse_share(norms)
-        weights, skip = ema(state.weights, est, defined, alpha, state.count % every == 0)
-        new = GradNormWeightsState(weights, state.count + 1,
-                                   state.skipped + skip.astype(jnp.int32))
-        return scale_rows(weights, updates), new
-
-    return TaskTransform(init, update).labelled(label)
+    return ema_weighting(estimate, alpha=alpha, every=every, state=GradNormWeightsState,
+                         name="grad_norm_weights", tasks=tasks)

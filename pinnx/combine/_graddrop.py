@@ -11,7 +11,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Key, PyTree
 
 from ..tasks import num_tasks
-from ._base import Aggregator
+from ._base import Aggregator, FloatLike, IntLike, concrete
+from ._registry import register
 from ._trimmed_mean import column_power
 
 __all__ = ["graddrop", "graddrop_select", "GradDropState"]
@@ -76,7 +77,8 @@ def _check_leak(leak) -> tuple[float, ...] | float:
     return float(values) if values.ndim == 0 else tuple(float(v) for v in values)
 
 
-def graddrop(*, leak: float | Sequence[float] = 0.0, seed: int = 0) -> Aggregator:
+@register
+def graddrop(*, leak: FloatLike | Sequence[float] = 0.0, seed: IntLike = 0) -> Aggregator:
     """GradDrop: at every coordinate keep only the task entries of one randomly drawn sign.
 
     At coordinate p, the positive sign purity P = (1 + sum_k g_k[p] / sum_k |g_k[p]|) / 2 is
@@ -98,7 +100,16 @@ def graddrop(*, leak: float | Sequence[float] = 0.0, seed: int = 0) -> Aggregato
         leak: l, one value for every task or one per task (in row order), in [0, 1].
         seed: seed of the key held in the state; each update splits it.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.graddrop(seed=0)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # 0: sign drawn; 1: rows agree
+        [1.0, 1.0]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.graddrop(seed=0) | optax.adam(1e-3)
 
     References:
@@ -106,8 +117,9 @@ def graddrop(*, leak: float | Sequence[float] = 0.0, seed: int = 0) -> Aggregato
         Optimizing Deep Multitask Models with Gradient Sign Dropout". NeurIPS 2020.
         https://arxiv.org/abs/2010.06808
     """
-    leak = _check_leak(leak)
-    label = f"graddrop(leak={leak}, seed={seed})" if leak else f"graddrop(seed={seed})"
+    leak = _check_leak(leak) if concrete(leak) else leak
+    label = "graddrop"
+    n_leak = np.shape(leak)[0] if np.ndim(leak) == 1 else None
 
     def init(params, *, tasks=None):
         del params, tasks
@@ -116,8 +128,8 @@ def graddrop(*, leak: float | Sequence[float] = 0.0, seed: int = 0) -> Aggregato
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         k = num_tasks(updates)
-        if isinstance(leak, tuple) and len(leak) != k:
-            raise ValueError(f"{label} has {len(leak)} leak values but the gradients have "
+        if n_leak is not None and n_leak != k:
+            raise ValueError(f"{label} has {n_leak} leak values but the gradients have "
                              f"{k} task rows")
         key, sub = jax.random.split(state.key)
         leaves, treedef = jax.tree.flatten(updates)
@@ -133,4 +145,4 @@ def graddrop(*, leak: float | Sequence[float] = 0.0, seed: int = 0) -> Aggregato
         out = graddrop_select(updates, jax.tree.unflatten(treedef, draws), jnp.asarray(leak))
         return out, GradDropState(key=key)
 
-    return Aggregator(init, update).labelled(label)
+    return Aggregator(init, update)

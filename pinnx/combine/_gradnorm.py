@@ -6,15 +6,10 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import (
-    all_positive,
-    check_rows,
-    loss_vector,
-    scale_rows,
-    state_dtype,
-)
+from ..tasks import normalized_gram
+from ._base import FloatLike, Tasks, TaskTransform
+from ._loss_weighting import all_positive, loss_vector, loss_weighting
+from ._registry import register
 
 __all__ = ["gradnorm", "GradNormState", "gradnorm_objective"]
 
@@ -79,9 +74,10 @@ def gradnorm_objective(
     return jnp.ldexp(jnp.sum(jnp.abs(gap)), top), jnp.sign(gap) * norms
 
 
+@register
 def gradnorm(
-    alpha: float = 1.5,
-    learning_rate: float = 0.025,
+    alpha: FloatLike = 1.5,
+    learning_rate: FloatLike = 0.025,
     *,
     optimizer: optax.GradientTransformation | None = None,
     tasks: Tasks = None,
@@ -113,9 +109,19 @@ def gradnorm(
 
     Shapes: K task rows in, K rows out; `GradNormState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.gradnorm(alpha=1.5)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]   # one step on the GradNorm objective
+        [1.035, 0.965]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.gradnorm(alpha=1.5) | pinnx.sum() | optax.adam(1e-3)
-        >>> updates, state = opt.update(grads, state, params, losses=losses)
 
     References:
         Chen, Badrinarayanan, Lee, Rabinovich. "GradNorm: Gradient Normalization for
@@ -123,24 +129,18 @@ def gradnorm(
         https://arxiv.org/abs/1711.02257
     """
     inner_tx = optax.sgd(learning_rate) if optimizer is None else optimizer
-    label = f"gradnorm(alpha={alpha}, learning_rate={learning_rate})"
-    bound = tasks
 
-    def init(params, *, tasks: Tasks = None) -> GradNormState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        dtype = state_dtype(params)
+    def init(k, dtype):
         w = jnp.ones((k,), dtype)
         return GradNormState(w, jnp.ones((k,), dtype), jnp.zeros((), jnp.int32),
                              jnp.zeros((), jnp.int32), inner_tx.init(w))
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
+    def weigh(grads, state, losses, **extra_args):
+        del extra_args
         w = state.weights
-        check_rows(w.shape[0], k, label)
-        dtype = w.dtype
+        k, dtype = w.shape[0], w.dtype
         values = loss_vector(losses, k, "gradnorm", dtype)
-        norms = normalized_gram(updates)[0]
+        norms = normalized_gram(grads)[0]
         fits = jnp.all(norms <= jnp.finfo(dtype).max)
         norms = norms.astype(dtype)
         first = state.count == 0
@@ -160,6 +160,6 @@ def gradnorm(
             skipped=state.skipped + (~ok).astype(jnp.int32),
             inner=optax.tree.where(ok, inner, state.inner),
         )
-        return scale_rows(w, updates), new
+        return w, new
 
-    return TaskTransform(init, update).labelled(label)
+    return loss_weighting(init, weigh, name="gradnorm", tasks=tasks)

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, Key
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, count_tasks
+from ._base import Aggregator, FloatLike, IntLike, check, count_tasks
+from ._gram import gram_aggregator, relative_norms, unit_combination
 from ._pcgrad import _others, _random_others
-from ._qp import relative_norms, unit_combination
+from ._registry import register
 
 __all__ = ["gradvac", "gradvac_rows", "GradVacState", "TARGET_CAP"]
 
@@ -115,7 +115,8 @@ def _dtype(params):
     return jnp.result_type(*leaves) if leaves else jnp.float32
 
 
-def gradvac(beta: float = 0.5, *, seed: int = 0, random_order: bool = True) -> Aggregator:
+@register
+def gradvac(beta: FloatLike = 0.5, *, seed: IntLike = 0, random_order: bool = True) -> Aggregator:
     """GradVac: raise each pair's gradient cosine to an EMA target of its own history.
 
     For each task i, start from g_i; for every other task j (in a random order, drawn
@@ -150,32 +151,36 @@ def gradvac(beta: float = 0.5, *, seed: int = 0, random_order: bool = True) -> A
         seed: seed of the key held in the state; each update splits it.
         random_order: False visits the other tasks in ascending order (deterministic).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.gradvac(beta=0.5)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]
+        [0.5, 1.5]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.gradvac(beta=0.5) | optax.adam(1e-3)
-        >>> state = opt.init(params, tasks=3)
 
     References:
         Wang, Tsvetkov, Firat, Cao. "Gradient Vaccine: Investigating and Improving
         Multi-task Optimization in Massively Multilingual Models". ICLR 2021.
         https://arxiv.org/abs/2010.05874
     """
-    if not 0 <= beta <= 1:
-        raise ValueError(f"gradvac(beta=...) must lie in [0, 1], got {beta!r}")
-    label = (f"gradvac(beta={beta}, seed={seed})" if random_order
-             else f"gradvac(beta={beta}, random_order=False)")
+    check(beta, lambda v: (0 <= v) & (v <= 1), f"gradvac(beta=...) must lie in [0, 1], got "
+          f"{beta!r}")
 
-    def init(params, *, tasks=None):
-        k = count_tasks(tasks, label)
+    def init(params, tasks):
+        k = count_tasks(tasks, "gradvac")
         phi = jnp.zeros((k, k), _dtype(params))
         return GradVacState(phi=phi, key=jax.random.key(seed) if random_order else None)
 
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
+    def weights(norms, cos, state):
+        k = norms.shape[0]
         if state.phi.shape != (k, k):
-            raise ValueError(f"{label} was initialised for {state.phi.shape[0]} tasks but got "
+            raise ValueError(f"gradvac was initialised for {state.phi.shape[0]} tasks but got "
                              f"{k} task rows")
-        norms, cos = normalized_gram(updates)
         key = state.key
         if random_order:
             key, sub = jax.random.split(key)
@@ -183,16 +188,18 @@ def gradvac(beta: float = 0.5, *, seed: int = 0, random_order: bool = True) -> A
         else:
             order = _others(k)
         c, phi = gradvac_rows(cos, state.phi, order, beta)
+        return c, GradVacState(phi.astype(state.phi.dtype), key)
+
+    def rows_plus_raises(c, norms, grads):
         # g_i^vac = g_i + ||g_i|| sum_{k != i} c_ik u_k (c_ii = 1 is never changed): the rows
         # summed as they are, plus what the raises added, on the unit directions relative to
         # the largest norm and scaled last (||g_i|| c_ik u_k of float32 rows near the
         # smallest normal number is subnormal: flushed to zero)
-        added = c - jnp.eye(k, dtype=c.dtype)
+        added = c - jnp.eye(c.shape[0], dtype=c.dtype)
         top, rel = relative_norms(norms)
-        extra = unit_combination(jnp.sum(rel[:, None] * added, axis=0), norms, updates, top)
+        extra = unit_combination(jnp.sum(rel[:, None] * added, axis=0), norms, grads, top)
         any_raised = jnp.any(added != 0)
-        out = jax.tree.map(lambda g, e: jnp.sum(g, axis=0) + jnp.where(any_raised, e, 0),
-                           updates, extra)
-        return out, GradVacState(phi.astype(state.phi.dtype), key)
+        return jax.tree.map(lambda g, e: jnp.sum(g, axis=0) + jnp.where(any_raised, e, 0),
+                            grads, extra)
 
-    return Aggregator(init, update).labelled(label)
+    return gram_aggregator(weights, init=init, combine=rows_plus_raises)

@@ -3,9 +3,10 @@
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, stateless_init, unit_sum
+from ._base import Aggregator
 from ._config import _consistent, _pinv_one
+from ._gram import gram_aggregator
+from ._registry import register
 
 __all__ = ["imtl_g", "imtl_g_weights"]
 
@@ -42,6 +43,7 @@ def imtl_g_weights(
     return jnp.where(ok, beta * smallest / jnp.where(ok, total, 1), jnp.zeros_like(beta))
 
 
+@register
 def imtl_g() -> Aggregator:
     """IMTL-G: the weighted sum whose projections on every task direction are equal.
 
@@ -63,7 +65,16 @@ def imtl_g() -> Aggregator:
 
     Returns an aggregator: K task rows in, one params-shaped gradient out; stateless.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.imtl_g()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # equal projections on both unit rows
+        [0.172, 0.414]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.imtl_g() | optax.adam(1e-3)
 
     References:
@@ -72,11 +83,4 @@ def imtl_g() -> Aggregator:
         torchjd `IMTLG` (Quinton, Rey. "Jacobian Descent for Multi-Objective
         Optimization". 2024. https://arxiv.org/abs/2406.16232).
     """
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = normalized_gram(updates)
-        return unit_sum(imtl_g_weights(norms, cos), norms, updates), state
-
-    return Aggregator(stateless_init, update).labelled("imtl_g()")
+    return gram_aggregator(lambda norms, cos, state: (imtl_g_weights(norms, cos), state))

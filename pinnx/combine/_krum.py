@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, stateless_init
+from ._base import Aggregator
+from ._gram import gram_aggregator
+from ._registry import register
 from ._trimmed_mean import row_mean
 
 __all__ = ["krum", "krum_scores", "krum_weights"]
@@ -94,6 +95,7 @@ def _count(value, name: str, least: int) -> int:
     return value
 
 
+@register
 def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> Aggregator:
     """Krum: the task row closest to its nearest neighbours (Multi-Krum: the mean of m).
 
@@ -121,8 +123,18 @@ def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> 
         squared: True (default) scores by squared distances as in Blanchard et al.;
             False by distances, as torchjd's `Krum` does. The two can select different rows.
 
-    Example:
-        >>> opt = pinnx.krum(n_byzantine=1) | optax.adam(1e-3)   # K >= 4 losses
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [0.9, 0.1], [1.1, -0.1],
+        ...                          [-5.0, 5.0]])}   # 4 task rows, the last an outlier
+        >>> agg = pinnx.krum(n_byzantine=1)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=4))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # row 0, nearest to its neighbours
+        [1.0, 0.0]
+
+        In training, a plain optax optimizer follows the aggregator:
+
+        >>> opt = pinnx.krum(n_byzantine=1) | optax.adam(1e-3)
 
     References:
         Blanchard, El Mhamdi, Guerraoui, Stainer. "Machine Learning with Adversaries:
@@ -131,19 +143,18 @@ def krum(n_byzantine: int = 0, n_selected: int = 1, *, squared: bool = True) -> 
     """
     n_byzantine = _count(n_byzantine, "n_byzantine", 0)
     n_selected = _count(n_selected, "n_selected", 1)
-    label = f"krum(n_byzantine={n_byzantine}, n_selected={n_selected}, squared={squared})"
 
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
+    def selection(norms, cos, state):
+        k = norms.shape[0]
         if k < n_byzantine + 3:
             warnings.warn(
-                f"{label} needs at least {n_byzantine + 3} task rows to score them, got "
-                f"{k}: it returns the mean of the rows", stacklevel=2)
-        norms, cos = normalized_gram(updates)
-        w = krum_weights(norms, cos, n_byzantine, n_selected, squared)
+                f"krum(n_byzantine={n_byzantine}) needs at least {n_byzantine + 3} task rows "
+                f"to score them, got {k}: it returns the mean of the rows", stacklevel=4)
+        return krum_weights(norms, cos, n_byzantine, n_selected, squared), state
+
+    def selected_mean(w, norms, grads):
         # the mean of the selected rows, formed scale-safe (`row_mean`): 1/m times a row
         # of the smallest normal number underflows, a sum of 1e38 rows overflows
-        return jax.tree.map(lambda g: row_mean(g, w > 0), updates), state
+        return jax.tree.map(lambda g: row_mean(g, w > 0), grads)
 
-    return Aggregator(stateless_init, update).labelled(label)
+    return gram_aggregator(selection, combine=selected_mean)

@@ -1,8 +1,13 @@
-"""Pieces shared by the loss weightings: loss vectors, row scaling, guarded estimates.
+"""Loss weightings: the two factories and the pieces they share.
 
 A loss weighting is a task transform that multiplies row k by a weight lambda_k kept in its
-state. The state's float dtype is the parameters' (float32 when no parameters are given at
-init), fixed from init on; estimates are formed in the rows' dtype, so that one that does
+state. `loss_weighting` owns what every one of them does: the task count (`tasks=` at the
+factory or at init), the state's dtype, the check of the task rows against the state and
+the scaling of the rows; a method is its `init` and its `weigh` step. `ema_weighting` is the
+family whose weights follow a moving average of an estimate every `every` steps (LRA,
+gradient-norm weights, NTK weights): a method is its estimate function. The state's float
+dtype is the parameters' (float32 when no parameters are given at init), fixed from init on;
+estimates are formed in the rows' dtype, so that one that does
 not fit there counts as undefined instead of overflowing when it multiplies a row.
 
 Float limits, for every weighting (`scale_rows`): finite rows give finite rows. Row k is
@@ -13,16 +18,29 @@ entry is (1 - 4 eps) max instead: same direction, never inf. As everywhere, resu
 the smallest normal number are flushed to zero (a weight below it is 0).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, PyTree
 
-from ..tasks import task_names
+from ..tasks import num_tasks, task_names
+from ._base import (
+    FloatLike,
+    IntLike,
+    Tasks,
+    TaskTransform,
+    check,
+    concrete,
+    count_tasks,
+    resolve_task,
+)
 
 __all__ = [
+    "loss_weighting",
+    "ema_weighting",
     "state_dtype",
     "rows_dtype",
     "check_rows",
@@ -120,7 +138,7 @@ def inverse_share(values: Float[Array, " tasks"]
 
 
 def ema(weights: Float[Array, " tasks"], estimate: Float[Array, " tasks"],
-        defined: Bool[Array, " tasks"], alpha: float, due: Bool[Array, ""]
+        defined: Bool[Array, " tasks"], alpha: FloatLike, due: Bool[Array, ""]
         ) -> tuple[Float[Array, " tasks"], Bool[Array, ""]]:
     """lambda <- (1 - alpha) lambda + alpha lambda_hat where due and defined.
 
@@ -147,3 +165,93 @@ def scaled_softmax(logits: Float[Array, " tasks"]) -> Float[Array, " tasks"]:
     z = logits - jnp.max(logits)
     total = jnp.sum(jnp.exp(z))  # in [1, K]: exactly K for equal logits, so weights 1
     return jnp.exp(z - jnp.log(total / logits.shape[0]))
+
+
+def loss_weighting(
+    init: Callable[[int, Any], Any],
+    weigh: Callable[..., tuple[Float[Array, " tasks"], Any]],
+    *,
+    name: str,
+    tasks: Tasks = None,
+) -> TaskTransform:
+    """A task transform that multiplies row k by a weight computed from its state.
+
+    Args:
+        init: `init(k, dtype) -> state`, a NamedTuple with a (K,) `weights` field (of the
+            float dtype given: the parameters').
+        weigh: `weigh(grads, state, losses, **extra_args) -> (weights, state)`: the (K,)
+            weights of this step and the new state. `losses` is the `losses=` argument of
+            the update (a dict by task name, or None); `loss_vector` turns it into a (K,)
+            vector in row order and refuses a missing one.
+        name: the method's name, for error messages.
+        tasks: the number of tasks (or their names), when init cannot be given it (inside
+            `optax.chain`).
+
+    Returns:
+        A `TaskTransform`: K rows in, row k times weights[k] out (saturating instead of
+        overflowing, see `scale_rows`).
+    """
+    bound = tasks
+
+    def init_fn(params: PyTree, *, tasks: Tasks = None) -> Any:
+        k = count_tasks(bound if tasks is None else tasks, name)
+        return init(k, state_dtype(params))
+
+    def update(updates, state, params=None, *, losses=None, **extra_args):
+        del params
+        k = num_tasks(updates)
+        check_rows(state.weights.shape[0], k, name)
+        weights, state = weigh(updates, state, losses, **extra_args)
+        return scale_rows(weights, updates), state
+
+    return TaskTransform(init_fn, update)
+
+
+def ema_weighting(
+    estimate: Callable[..., tuple[Float[Array, " tasks"], Bool[Array, " tasks"]]],
+    *,
+    alpha: FloatLike,
+    every: IntLike,
+    state: type,
+    name: str,
+    main: str | int | None = None,
+    tasks: Tasks = None,
+) -> TaskTransform:
+    """Weights that follow a moving average of an estimate, updated every `every` steps.
+
+    At every `every`-th update (from the first on) lambda <- (1 - alpha) lambda +
+    alpha lambda_hat where the estimate is defined; an undefined one keeps its weight and
+    `state.skipped` counts the step (`ema`). A step uses the weights updated at that step.
+
+    Args:
+        estimate: `estimate(grads, weights, *, due, main, **extra_args) -> (lambda_hat,
+            defined)`: (K,) estimates and where they are defined. `due` (a traced bool) says
+            whether this step updates the weights (an expensive estimate can skip its work
+            otherwise, inside `lax.cond`); `main` is the main task's row or None.
+        alpha: weight of the new estimate, in (0, 1].
+        every: update period in steps, a positive int.
+        state: the state's NamedTuple class, with fields `(weights, count, skipped)`.
+        name: the method's name, for error messages.
+        main: a task whose weight stays 1 (by name, looked up in `losses=`, or row index).
+        tasks: as in `loss_weighting`.
+    """
+    check(alpha, lambda v: (0 < v) & (v <= 1), f"{name} alpha must lie in (0, 1], got {alpha}")
+    if concrete(every) and (not isinstance(every, (int, np.integer)) or isinstance(every, bool)
+                            or every < 1):
+        raise ValueError(f"{name} every must be a positive int, got {every!r}")
+
+    def init(k, dtype):
+        zero = jnp.zeros((), jnp.int32)
+        return state(jnp.ones((k,), dtype), zero, zero)
+
+    def weigh(grads, s, losses, **extra_args):
+        k = s.weights.shape[0]
+        row = None if main is None else resolve_task(main, k, losses, name)
+        due = s.count % every == 0
+        est, defined = estimate(grads, s.weights, due=due, main=row, **extra_args)
+        weights, skip = ema(s.weights, est, defined, alpha, due)
+        if row is not None:
+            weights = weights.at[row].set(1)
+        return weights, state(weights, s.count + 1, s.skipped + skip.astype(jnp.int32))
+
+    return loss_weighting(init, weigh, name=name, tasks=tasks)

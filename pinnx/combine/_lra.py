@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks, resolve_task
-from ._loss_weighting import check_rows, ema, scale_rows, state_dtype
+from ._base import FloatLike, IntLike, Tasks, TaskTransform
+from ._loss_weighting import ema_weighting
+from ._registry import register
 
 __all__ = ["lra", "LRAState", "lra_estimates"]
 
@@ -63,8 +63,9 @@ def lra_estimates(
     return jnp.where(is_main, 1, jnp.where(ok, est, 0)), ok | is_main
 
 
+@register
 def lra(
-    alpha: float = 0.1, every: int = 10, main: str | int = "pde", *, weighted: bool = True,
+    alpha: FloatLike = 0.1, every: IntLike = 10, main: str | int = "pde", *, weighted: bool = True,
     tasks: Tasks = None,
 ) -> TaskTransform:
     """Learning-rate annealing: weight each task so its gradient matches the main task's.
@@ -101,40 +102,29 @@ def lra(
 
     Shapes: K task rows in, K rows out; `LRAState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.lra(main="pde")
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]   # 0.9 + 0.1 * 2 / 0.25 for "bc"
+        [1.7, 1.0]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.lra(main="pde") | pinnx.sum() | optax.adam(1e-3)
-        >>> updates, state = opt.update(grads, state, params, losses=losses)
-        >>> state[0].weights   # lambda per task, in row order
 
     References:
         Wang, Teng, Perdikaris. "Understanding and Mitigating Gradient Flow Pathologies in
         Physics-Informed Neural Networks". SIAM J. Sci. Comput. 43(5), 2021.
         https://arxiv.org/abs/2001.04536
     """
-    if not 0 < alpha <= 1:
-        raise ValueError(f"lra alpha must lie in (0, 1], got {alpha}")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"lra every must be a positive int, got {every!r}")
-    label = f"lra(alpha={alpha}, every={every}, main={main!r}" + (
-        ")" if weighted else ", weighted=False)")
-    bound = tasks
 
-    def init(params, *, tasks: Tasks = None) -> LRAState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        dtype = state_dtype(params)
-        return LRAState(jnp.ones((k,), dtype), jnp.zeros((), jnp.int32),
-                        jnp.zeros((), jnp.int32))
+    def estimate(grads, weights, *, due, main, **extra_args):
+        del due, extra_args
+        return lra_estimates(grads, main, weights if weighted else None)
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
-        i = resolve_task(main, k, losses, "lra")
-        est, defined = lra_estimates(updates, i, state.weights if weighted else None)
-        due = state.count % every == 0
-        weights, skip = ema(state.weights, est, defined, alpha, due)
-        weights = weights.at[i].set(1)
-        new = LRAState(weights, state.count + 1, state.skipped + skip.astype(jnp.int32))
-        return scale_rows(weights, updates), new
-
-    return TaskTransform(init, update).labelled(label)
+    return ema_weighting(estimate, alpha=alpha, every=every, state=LRAState, name="lra",
+                         main=main, tasks=tasks)

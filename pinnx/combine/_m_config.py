@@ -7,9 +7,11 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int, PyTree
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, Tasks, count_tasks, unit_sum
+from ..tasks import num_tasks
+from ._base import Aggregator, FloatLike, Tasks, check, count_tasks
 from ._config import config_weights
+from ._gram import task_stats, unit_combination
+from ._registry import register
 
 __all__ = ["m_config", "MConFIGState"]
 
@@ -33,12 +35,15 @@ class MConFIGState(NamedTuple):
     rms: PyTree
 
 
-def _debias(b: float, count: Array, dtype) -> Array:
+def _debias(b: FloatLike, count: Array, dtype) -> Array:
     """1 - b^t in `dtype` (the count is converted first: strict dtype promotion)."""
     return 1 - jnp.asarray(b, dtype) ** count.astype(dtype)
 
 
-def m_config(b1: float = 0.9, b2: float | None = 0.999, eps: float = 1e-8) -> Aggregator:
+@register
+def m_config(
+    b1: FloatLike = 0.9, b2: FloatLike | None = 0.999, eps: FloatLike = 1e-8
+) -> Aggregator:
     """M-ConFIG: ConFIG applied to Adam-style momenta of each task's gradient.
 
     Every task keeps its own first moment, and ConFIG (`pinnx.config`) combines the
@@ -74,8 +79,17 @@ def m_config(b1: float = 0.9, b2: float | None = 0.999, eps: float = 1e-8) -> Ag
     Its state (`MConFIGState`) holds one moment per task: initialise it with
     `opt.init(params, tasks=K)` (`pinnx.fit` does this).
 
-    Example:
-        >>> opt = pinnx.m_config(0.9, 0.999) | optax.sgd(1e-3)
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.m_config(0.9, 0.999)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # Adam-scaled: +-1 at first
+        [1.0, 1.0]
+
+        In training, a plain optax optimizer follows the aggregator:
+
+        >>> opt = pinnx.m_config(0.9, 0.999) | optax.adam(1e-3)
 
     References:
         Liu, Chu, Thuerey. "ConFIG: Towards Conflict-free Training of Physics Informed
@@ -83,11 +97,10 @@ def m_config(b1: float = 0.9, b2: float | None = 0.999, eps: float = 1e-8) -> Ag
         `conflictfree.momentum_operator.PseudoMomentumOperator`.
     """
     for name, value in (("b1", b1), ("b2", b2)):
-        if value is not None and not 0 <= value < 1:
-            raise ValueError(f"m_config: {name} must be in [0, 1), got {value}")
-    if not eps >= 0:
-        raise ValueError(f"m_config: eps must be non-negative, got {eps}")
-    label = f"m_config(b1={b1}, b2={b2})"
+        check(value, lambda v: (0 <= v) & (v < 1), f"m_config: {name} must be in [0, 1), got "
+              f"{value}")
+    check(eps, lambda v: v >= 0, f"m_config: eps must be non-negative, got {eps}")
+    label = "m_config"
 
     def init(params: PyTree, *, tasks: Tasks = None) -> MConFIGState:
         k = count_tasks(tasks, label)
@@ -108,8 +121,8 @@ def m_config(b1: float = 0.9, b2: float | None = 0.999, eps: float = 1e-8) -> Ag
         count = optax.safe_increment(state.count)
         mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
         m_hat = jax.tree.map(lambda m: m / _debias(b1, count, m.dtype), mu)
-        norms, cos = normalized_gram(m_hat)
-        c = unit_sum(config_weights(norms, cos), norms, m_hat)
+        norms, cos = task_stats(m_hat)
+        c = unit_combination(config_weights(norms, cos), norms, m_hat)
         if b2 is None:
             return c, MConFIGState(count=count, mu=mu, pseudo_mu=None, rms=None)
         p = jax.tree.map(lambda x: x * _debias(b1, count, x.dtype), c)
@@ -122,4 +135,4 @@ def m_config(b1: float = 0.9, b2: float | None = 0.999, eps: float = 1e-8) -> Ag
         )
         return out, MConFIGState(count=count, mu=mu, pseudo_mu=p, rms=rms)
 
-    return Aggregator(init, update).labelled(label)
+    return Aggregator(init, update)

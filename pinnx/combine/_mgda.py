@@ -5,18 +5,10 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import num_tasks
-from ._base import Aggregator
-from ._qp import (
-    QPInfo,
-    log_info,
-    no_info,
-    relative_norms,
-    scaled_gram,
-    simplex_qp,
-    task_stats,
-    unit_combination,
-)
+from ._base import Aggregator, FloatLike, IntLike, static
+from ._gram import Scaled, gram_aggregator, relative_norms
+from ._qp import QPInfo, log_info, no_info, scaled_gram, simplex_qp
+from ._registry import register
 
 __all__ = ["mgda", "mgda_weights", "MGDAState"]
 
@@ -63,7 +55,8 @@ def _mgda_relative(norms, cos, tol, max_iter):
     return top, w * m, info
 
 
-def mgda(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator:
+@register
+def mgda(*, tol: FloatLike | None = None, max_iter: IntLike | None = None) -> Aggregator:
     """MGDA: the minimum-norm element of the convex hull of the task gradients.
 
     d = J^T w with w = argmin_{w >= 0, sum w = 1} ||J^T w||^2, the multiple-gradient
@@ -84,10 +77,19 @@ def mgda(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator
             float64).
         max_iter: cap on solver iterations (default 4B + 10, B the padded size 4, 8, 16, ...).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.mgda()
+        >>> update, state = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # the min-norm point between the rows
+        [0.2, 0.4]
+        >>> bool(state.info.converged)
+        True
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.mgda() | optax.adam(1e-3)
-        >>> updates, state = opt.update(grads, state, params)
-        >>> state[0].info.converged
 
     References:
         Desideri. "Multiple-gradient descent algorithm (MGDA) for multiobjective
@@ -97,17 +99,13 @@ def mgda(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator
         Sener, Koltun. "Multi-Task Learning as Multi-Objective Optimization". NeurIPS 2018.
         https://arxiv.org/abs/1810.04650
     """
+    tol = static(tol, "tol", "mgda")
+    max_iter = static(max_iter, "max_iter", "mgda")
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return MGDAState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = task_stats(updates)
+    def weights(norms, cos, state):
+        del state
         # relative coefficients, scaled last: top * beta can underflow in float32
         top, beta, info = _mgda_relative(norms, cos, tol, max_iter)
-        return unit_combination(beta, norms, updates, top), MGDAState(info=log_info(info))
+        return Scaled(beta, top), MGDAState(info=log_info(info))
 
-    return Aggregator(init, update).labelled("mgda()")
+    return gram_aggregator(weights, init=lambda params, tasks: MGDAState(info=no_info()))

@@ -2,14 +2,16 @@
 
 import optax
 
-from ._base import Chain
+from ._base import Chain, FloatLike
 from ._linear import mean
 from ._per_task import per_task
+from ._registry import register
 
 __all__ = ["multiadam"]
 
 
-def multiadam(b1: float = 0.99, b2: float = 0.99, eps: float = 1e-8) -> Chain:
+@register
+def multiadam(b1: FloatLike = 0.99, b2: FloatLike = 0.99, eps: FloatLike = 1e-8) -> Chain:
     """MultiAdam's direction: every task's gradient through its own Adam, then averaged.
 
     Row k goes through Adam's moment estimates with its own state,
@@ -34,7 +36,16 @@ def multiadam(b1: float = 0.99, b2: float = 0.99, eps: float = 1e-8) -> Chain:
         A chain (task transform then aggregator) with one Adam state per task: initialise
         it with `opt.init(params, tasks=K)` (`pinnx.fit` does).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> agg = pinnx.multiadam()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # each row Adam-scaled, then averaged
+        [1.0, -0.5]
+
+        In training, follow it with a plain step (it is Adam-scaled already):
+
         >>> opt = pinnx.multiadam() | optax.sgd(1e-3)
 
     References:

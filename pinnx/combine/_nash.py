@@ -7,20 +7,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import num_tasks
-from ._base import Aggregator
-from ._qp import (
-    QPInfo,
-    bucket,
-    default_tol,
-    log_info,
-    no_info,
-    pad,
-    psd_solve,
-    task_stats,
-    unit_combination,
-    unpad,
-)
+from ._base import Aggregator, FloatLike, IntLike, check, concrete, static
+from ._gram import gram_aggregator
+from ._qp import QPInfo, bucket, default_tol, log_info, no_info, pad, psd_solve, unpad
+from ._registry import register
 
 __all__ = ["nash_mtl", "nash_weights", "NashMTLState"]
 
@@ -36,9 +26,9 @@ def nash_weights(
     norms: Float[Array, " tasks"],
     cos: Float[Array, "tasks tasks"],
     *,
-    reg: float = 1e-8,
+    reg: FloatLike = 1e-8,
     tol: float | None = None,
-    max_iter: int = 100,
+    max_iter: IntLike = 100,
 ) -> tuple[Float[Array, " tasks"], QPInfo]:
     """The bargaining solution as coefficients on the unit directions u_k = g_k / ||g_k||.
 
@@ -69,12 +59,12 @@ def nash_weights(
     k = cos.shape[0]
     # zero rows drop out, so padding with them is exact (one compilation for several K)
     padded, _ = pad(cos, norms, bucket(k), simplex=False)
-    b, info = _newton(padded, reg=float(reg), tol=float(tol), max_iter=int(max_iter))
+    b, info = _newton(padded, reg, max_iter, tol=float(tol))
     return unpad(b, k, simplex=False), info
 
 
-@functools.partial(jax.jit, static_argnames=("reg", "tol", "max_iter"))
-def _newton(cos, reg, tol, max_iter):
+@functools.partial(jax.jit, static_argnames=("tol",))
+def _newton(cos, reg, max_iter, tol):
     dtype = cos.dtype
     alive = jnp.diagonal(cos) > 0.5  # unit diagonal; 0 for zero rows
     eye = jnp.eye(cos.shape[0], dtype=dtype)
@@ -111,12 +101,13 @@ def _newton(cos, reg, tol, max_iter):
     return b, info
 
 
+@register
 def nash_mtl(
     *,
-    max_norm: float = 0.0,
-    reg: float = 1e-8,
-    tol: float | None = None,
-    max_iter: int = 100,
+    max_norm: FloatLike = 0.0,
+    reg: FloatLike = 1e-8,
+    tol: FloatLike | None = None,
+    max_iter: IntLike = 100,
 ) -> Aggregator:
     """Nash-MTL: the Nash bargaining solution among the tasks.
 
@@ -147,30 +138,33 @@ def nash_mtl(
             1e-5 in float32, 1e-10 in float64).
         max_iter: cap on Newton steps.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.nash_mtl()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]
+        [0.541, 1.307]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.nash_mtl() | optax.adam(1e-3)
 
     References:
         Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik, Fetaya. "Multi-Task Learning
         as a Bargaining Game". ICML 2022. https://arxiv.org/abs/2202.01017
     """
-    if max_norm < 0:
-        raise ValueError(f"nash_mtl: max_norm must be non-negative, got {max_norm}")
-    if reg < 0:
-        raise ValueError(f"nash_mtl: reg must be non-negative, got {reg}")
+    check(max_norm, lambda v: v >= 0, f"nash_mtl: max_norm must be non-negative, got {max_norm}")
+    check(reg, lambda v: v >= 0, f"nash_mtl: reg must be non-negative, got {reg}")
+    tol = static(tol, "tol", "nash_mtl")
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return NashMTLState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = task_stats(updates)
+    def weights(norms, cos, state):
+        del state
         beta, info = nash_weights(norms, cos, reg=reg, tol=tol, max_iter=max_iter)
-        if max_norm > 0:
+        if not concrete(max_norm) or max_norm > 0:
             norm = jnp.sqrt(jnp.maximum(beta @ cos @ beta, 0))
-            beta = beta * jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1), 1)
-        return unit_combination(beta, norms, updates), NashMTLState(info=log_info(info))
+            shrink = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1), 1)
+            beta = beta * jnp.where(max_norm > 0, shrink, 1)
+        return beta, NashMTLState(info=log_info(info))
 
-    return Aggregator(init, update).labelled("nash_mtl()")
+    return gram_aggregator(weights, init=lambda params, tasks: NashMTLState(info=no_info()))

@@ -1,83 +1,18 @@
-"""NTK loss weights (Wang, Yu, Perdikaris, JCP 2022) and the per-task NTK traces they need."""
+"""NTK loss weights (Wang, Yu, Perdikaris, JCP 2022); the traces they need are in `pinnx.tasks`."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ..residuals import Losses
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import (
-    check_rows,
-    ema,
-    inverse_share,
-    scale_rows,
-    state_dtype,
-    task_vector,
-)
+from ..tasks import ntk_traces
+from ._base import FloatLike, IntLike, Tasks, TaskTransform
+from ._loss_weighting import ema_weighting, inverse_share, task_vector
+from ._registry import register
 
 __all__ = ["ntk_weights", "ntk_traces", "NTKWeightsState"]
-
-
-def ntk_traces(
-    losses: Losses,
-    model: Any,
-    batch: Mapping[str, Any],
-    *,
-    mean: bool = False,
-    batch_size: int | None = None,
-) -> dict[str, Float[Array, ""]]:
-    """Trace of each task's block of the neural tangent kernel: sum_i ||d r_i / d theta||^2.
-
-    For task k with per-point residuals r_i (its `Term` evaluated at each point of its batch
-    entry; vector residuals contribute every component), the diagonal block K_kk of the NTK
-    has entries (d r_i / d theta) . (d r_j / d theta), so tr(K_kk) = sum_i ||d r_i/d theta||^2
-    over the model's trainable (inexact-array) leaves. Each point's Jacobian is one
-    `jax.jacrev`, mapped over the points.
-
-    Args:
-        losses: the loss function, a `pinnx.residuals.Losses` (it knows the per-point
-            residuals).
-        model: the model (its inexact-array leaves are the parameters theta).
-        batch: the batch, one entry per task, as `losses` takes it.
-        mean: average over the task's points instead of summing (the jaxpi code's variant,
-            which does not grow with the number of points).
-        batch_size: points per vectorised chunk (`jax.lax.map`), to bound the memory of the
-            per-point Jacobians (N x P per task at once by default).
-
-    Returns:
-        {task: scalar trace}, in sorted task order (the row order).
-
-    Example:
-        >>> traces = pinnx.ntk_traces(losses, model, batch)   # {"bc": ..., "pde": ...}
-    """
-    if not isinstance(losses, Losses):
-        raise ValueError(
-            "ntk_traces needs per-point residuals: a pinnx.residuals.Losses, got "
-            f"{type(losses).__name__}"
-        )
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    out = {}
-    for name in sorted(losses.terms):
-        term = losses.terms[name]
-        if name not in batch:
-            raise ValueError(f"the batch has no entry {name!r} (the points of task {name!r})")
-
-        def residual(p, point, term=term):
-            one = jax.tree.map(lambda a: a[None], point)
-            return jnp.ravel(term(eqx.combine(p, static), one))
-
-        def squared_norm(point, residual=residual):
-            jac = jax.jacrev(residual)(params, point)
-            return sum(jnp.sum(j**2) for j in jax.tree.leaves(jac))
-
-        per_point = jax.lax.map(squared_norm, batch[name], batch_size=batch_size or 0)
-        out[name] = jnp.mean(per_point) if mean else jnp.sum(per_point)
-    return out
 
 
 class NTKWeightsState(NamedTuple):
@@ -95,7 +30,8 @@ class NTKWeightsState(NamedTuple):
     skipped: Int[Array, ""]
 
 
-def ntk_weights(alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
+@register
+def ntk_weights(alpha: FloatLike = 0.1, every: IntLike = 1000, *, tasks: Tasks = None
                 ) -> TaskTransform:
     """Weights from the neural tangent kernel: lambda_k = tr(K) / tr(K_kk).
 
@@ -129,34 +65,29 @@ def ntk_weights(alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
 
     Shapes: K task rows in, K rows out; `NTKWeightsState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.ntk_weights(every=100)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses,
+        ...                         ntk_traces={"bc": 1.0, "pde": 9.0})
+        >>> [round(v, 3) for v in state.weights.tolist()]   # 0.9 + 0.1 * 10 / trace
+        [1.9, 1.011]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.ntk_weights(every=100) | pinnx.sum() | optax.adam(1e-3)
-        >>> model, state, history = pinnx.fit(losses, model, opt, batch, steps=5000)
-        >>> # by hand:
-        >>> updates, state = opt.update(grads, state, params, losses=values,
-        ...     ntk_traces=lambda: pinnx.ntk_traces(losses, model, batch))
 
     References:
         Wang, Yu, Perdikaris. "When and why PINNs fail to train: A neural tangent kernel
         perspective". J. Comput. Phys. 449, 2022. https://arxiv.org/abs/2007.14527
     """
-    if not 0 < alpha <= 1:
-        raise ValueError(f"ntk_weights alpha must lie in (0, 1], got {alpha}")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"ntk_weights every must be a positive int, got {every!r}")
-    label = f"ntk_weights(alpha={alpha}, every={every})"
-    bound = tasks
 
-    def init(params, *, tasks: Tasks = None) -> NTKWeightsState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        return NTKWeightsState(jnp.ones((k,), state_dtype(params)), jnp.zeros((), jnp.int32),
-                               jnp.zeros((), jnp.int32))
-
-    def update(updates, state, params=None, *,
-               ntk_traces: Callable[[], Any] | Any = None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
+    def estimate(grads, weights, *, due, main, ntk_traces: Callable[[], Any] | Any = None,
+                 **extra_args):
+        del main, extra_args
         if ntk_traces is None:
             raise ValueError(
                 "ntk_weights needs the per-task NTK traces: update(..., ntk_traces=fn) with "
@@ -164,17 +95,15 @@ def ntk_weights(alpha: float = 0.1, every: int = 1000, *, tasks: Tasks = None
                 " or the traces themselves. pinnx.fit passes them when its loss function is "
                 "a pinnx.residuals.Losses"
             )
-        dtype = jnp.result_type(*jax.tree.leaves(updates))
+        k = weights.shape[0]
+        dtype = jnp.result_type(*jax.tree.leaves(grads))
 
         def fetch():
             value = ntk_traces() if callable(ntk_traces) else ntk_traces
             return task_vector(value, k, "ntk_weights", "ntk_traces", dtype)
 
-        due = state.count % every == 0
         traces = jax.lax.cond(due, fetch, lambda: jnp.zeros((k,), dtype))
-        est, defined = inverse_share(traces)
-        weights, skip = ema(state.weights, est, defined, alpha, due)
-        new = NTKWeightsState(weights, state.count + 1, state.skipped + skip.astype(jnp.int32))
-        return scale_rows(weights, updates), new
+        return inverse_share(traces)
 
-    return TaskTransform(init, update).labelled(label)
+    return ema_weighting(estimate, alpha=alpha, every=every, state=NTKWeightsState,
+                         name="ntk_weights", tasks=tasks)

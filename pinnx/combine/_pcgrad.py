@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, Key
 
-from ..tasks import normalized_gram, num_tasks
-from ._base import Aggregator, unit_sum
+from ._base import Aggregator, IntLike
+from ._gram import gram_aggregator
+from ._registry import register
 
 __all__ = ["pcgrad", "pcgrad_weights", "PCGradState"]
 
@@ -64,7 +65,8 @@ def pcgrad_weights(
     return jnp.sum(b, axis=0)
 
 
-def pcgrad(*, seed: int = 0, random_order: bool = True) -> Aggregator:
+@register
+def pcgrad(*, seed: IntLike = 0, random_order: bool = True) -> Aggregator:
     """PCGrad: project each task gradient off the others it conflicts with, then sum.
 
     For each task i, start from g_i; for every other task j (in a random order, drawn afresh
@@ -80,7 +82,16 @@ def pcgrad(*, seed: int = 0, random_order: bool = True) -> Aggregator:
         seed: seed of the key held in the state; each update splits it.
         random_order: False projects in ascending task order (deterministic, stateless).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.pcgrad(random_order=False)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # each row projected off the other
+        [0.5, 1.5]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.pcgrad() | optax.adam(1e-3)
 
     References:
@@ -88,23 +99,19 @@ def pcgrad(*, seed: int = 0, random_order: bool = True) -> Aggregator:
         NeurIPS 2020. https://arxiv.org/abs/2001.06782
     """
 
-    def init(params, *, tasks=None):
+    def init(params, tasks):
         del params, tasks
         if random_order:
             return PCGradState(key=jax.random.key(seed))
         return optax.EmptyState()
 
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        norms, cos = normalized_gram(updates)
+    def weights(norms, cos, state):
+        k = norms.shape[0]
         if random_order:
             key, sub = jax.random.split(state.key)
             order, state = _random_others(sub, k), PCGradState(key=key)
         else:
             order = _others(k)
-        beta = pcgrad_weights(norms, cos, order)
-        return unit_sum(beta, norms, updates), state
+        return pcgrad_weights(norms, cos, order), state
 
-    label = f"pcgrad(seed={seed})" if random_order else "pcgrad(random_order=False)"
-    return Aggregator(init, update).labelled(label)
+    return gram_aggregator(weights, init=init)

@@ -9,6 +9,7 @@ from jaxtyping import PyTree
 
 from ..tasks import num_tasks
 from ._base import Tasks, TaskTransform, count_tasks
+from ._registry import register
 
 __all__ = ["per_task", "PerTaskState"]
 
@@ -19,6 +20,7 @@ class PerTaskState(NamedTuple):
     inner: optax.OptState
 
 
+@register
 def per_task(tx: optax.GradientTransformation, *, tasks: Tasks = None) -> TaskTransform:
     """Apply `tx` to every task row separately, each row with its own state.
 
@@ -40,7 +42,7 @@ def per_task(tx: optax.GradientTransformation, *, tasks: Tasks = None) -> TaskTr
         Optimizer for Multiscale Training of Physics-informed Neural Networks". ICML 2023.
         https://arxiv.org/abs/2306.02816
     """
-    label = "per_task(...)"
+    label = "per_task"
     fixed = tasks
 
     def init(params: PyTree, *, tasks: Tasks = None) -> PerTaskState:
@@ -71,4 +73,4 @@ def per_task(tx: optax.GradientTransformation, *, tasks: Tasks = None) -> TaskTr
                               out_axes=(0, axes))(updates, state.inner)
         return out, PerTaskState(inner=inner)
 
-    return TaskTransform(init, update).labelled(label)
+    return TaskTransform(init, update)

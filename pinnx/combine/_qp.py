@@ -90,10 +90,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PyTree
+from jaxtyping import Array, Bool, Float, Int
 
-from ..tasks import normalized_gram
-from ._base import power_below, unit_sum
+from ._gram import relative_norms
 
 __all__ = [
     "QPInfo",
@@ -528,9 +527,12 @@ def nonneg_qp(
         `(x, info)`: the minimiser (x >= 0 exactly), shaped like `linear`, and a `QPInfo`
         (with a leading axis M for a batch).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.combine.functional import nonneg_qp
         >>> x, info = nonneg_qp(jnp.array([[1.0, -0.5], [-0.5, 1.0]]), jnp.array([-1.0, 0.5]))
-        >>> x   # [1.0, 0.0]: the second bound is active
+        >>> [round(v, 3) for v in x.tolist()], bool(info.converged)   # x_1 = 0: bound active
+        ([1.0, 0.0], True)
     """
     return _solve(gram, linear, tol, max_iter, False, "nonneg_qp")
 
@@ -561,9 +563,15 @@ def simplex_qp(
     Returns:
         `(x, info)`: the minimiser on the simplex, shaped like `linear`, and a `QPInfo`.
 
-    Example:
+    Examples:
+        The weights of the min-norm point of the segment between two rows g_1, g_2 with
+        Gram matrix G:
+
+        >>> import jax.numpy as jnp
+        >>> from pinnx.combine.functional import simplex_qp
         >>> x, info = simplex_qp(jnp.array([[1.0, -1.0], [-1.0, 4.0]]), jnp.zeros(2))
-        >>> x   # [5/7, 2/7]: the min-norm point of the segment between the two rows
+        >>> [round(v, 3) for v in x.tolist()]   # [5/7, 2/7]
+        [0.714, 0.286]
     """
     return _solve(gram, linear, tol, max_iter, True, "simplex_qp")
 
@@ -582,43 +590,6 @@ def log_info(info: QPInfo) -> QPInfo:
     return QPInfo(iterations=jnp.max(info.iterations).astype(jnp.int32),
                   converged=jnp.all(info.converged),
                   residual=jnp.max(info.residual).astype(jnp.float32))
-
-
-# Helpers of the QP aggregators. Jitted so that an eager update compiles a few small
-# functions per number of tasks and layout (inside a user's jit they are simply inlined).
-task_stats = jax.jit(normalized_gram)
-
-
-@jax.jit
-def unit_combination(
-    beta: Float[Array, " tasks"],
-    norms: Float[Array, " tasks"],
-    grads: PyTree[Float[Array, "tasks ..."]],
-    scale: Float[Array, ""] | None = None,
-) -> PyTree[Float[Array, "..."]]:
-    """`scale * unit_sum(beta, norms, grads)` (scale 1 if None), safe near underflow.
-
-    The coefficients are divided by a power of two close to their largest magnitude (exact),
-    the sum is formed from terms of order one and multiplied back, by that power and then by
-    `scale`. `unit_sum` alone forms each beta_k u_k first: for float32 rows a few times the
-    smallest normal number, beta_k is ~1e-38 and those products are subnormal and flushed
-    to zero although their sum is not (UPGrad returned 0 for eight equal rows of entries
-    4.6e-38). Where beta itself could underflow, pass it relative to `scale` (e.g. the
-    largest task norm).
-    """
-    power = power_below(jnp.max(jnp.abs(beta)))
-    out = unit_sum(beta / power, norms, grads)
-    if scale is None:
-        return jax.tree.map(lambda v: v * power, out)
-    return jax.tree.map(lambda v: (v * power) * scale, out)
-
-
-@jax.jit
-def relative_norms(norms: Float[Array, " tasks"]) -> tuple[Array, Array]:
-    """(largest norm, norms / largest norm); the ratios are 0 when every row is zero."""
-    top = jnp.max(norms)
-    safe = jnp.where(top > 0, top, jnp.ones_like(top))
-    return top, jnp.where(top > 0, norms / safe, jnp.zeros_like(norms))
 
 
 @jax.jit

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Key, PyTree
 
 from ..tasks import num_tasks
-from ._base import Aggregator
+from ._base import Aggregator, IntLike
+from ._registry import register
 from ._trimmed_mean import column_power
 
 __all__ = ["random", "random_weights", "RandomState"]
@@ -57,13 +58,16 @@ def convex_sum(
     return jax.tree.map(leaf, grads)
 
 
-def random(*, seed: int = 0) -> "Aggregator":  # noqa: A001 - the method's name (RLW)
+@register
+def random(*, seed: IntLike = 0) -> "Aggregator":  # noqa: A001 - the method's name (RLW)
     """Random loss weighting: a fresh random convex combination of the task rows each step.
 
     Every update draws z ~ N(0, I_K), sets w = softmax(z) and returns d = sum_k w_k g_k.
     The weights are positive and sum to one, so d is a random point of the convex hull of
     the task gradients; in expectation every task gets weight 1/K, so RLW behaves like
     `mean()` plus noise in the weights, which Lin et al. found to be a strong baseline.
+    The name shadows Python's `random` module inside `pinnx`: call it qualified,
+    `pinnx.random(seed=0)`.
     Cost: K normal draws and one weighted sum (no Gram matrix), formed by `convex_sum`:
     finite, within the range of the entries at every coordinate (so a single row, or K
     equal rows, are returned exactly), never flushed to zero where the entries have one
@@ -72,7 +76,16 @@ def random(*, seed: int = 0) -> "Aggregator":  # noqa: A001 - the method's name 
     Args:
         seed: seed of the key held in the state; each update splits it.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[2.0, 0.0], [0.0, 2.0]])}   # 2 task rows
+        >>> agg = pinnx.random(seed=0)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> round(float(update["w"].sum()), 3)   # 2 w_0 + 2 w_1 with w_0 + w_1 = 1
+        2.0
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.random(seed=0) | optax.adam(1e-3)
 
     References:
@@ -92,4 +105,4 @@ def random(*, seed: int = 0) -> "Aggregator":  # noqa: A001 - the method's name 
         w = random_weights(jax.random.normal(sub, (k,), dtype))
         return convex_sum(w, updates), RandomState(key=key)
 
-    return Aggregator(init, update).labelled(f"random(seed={seed})")
+    return Aggregator(init, update)

@@ -6,16 +6,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Key
 
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import (
-    all_positive,
-    check_rows,
-    loss_vector,
-    scale_rows,
-    scaled_softmax,
-    state_dtype,
-)
+from ._base import FloatLike, IntLike, Tasks, TaskTransform, check
+from ._loss_weighting import all_positive, loss_vector, loss_weighting, scaled_softmax
+from ._registry import register
 
 __all__ = ["relobralo", "ReLoBRaLoState"]
 
@@ -41,12 +34,13 @@ class ReLoBRaLoState(NamedTuple):
     key: Key[Array, ""]
 
 
+@register
 def relobralo(
-    alpha: float = 0.999,
-    tau: float = 0.1,
-    rho: float = 0.99,
+    alpha: FloatLike = 0.999,
+    tau: FloatLike = 0.1,
+    rho: FloatLike = 0.99,
     *,
-    seed: int = 0,
+    seed: IntLike = 0,
     tasks: Tasks = None,
 ) -> TaskTransform:
     """ReLoBRaLo: weights from each loss's progress relative to the others, with lookback.
@@ -78,9 +72,20 @@ def relobralo(
 
     Shapes: K task rows in, K rows out; `ReLoBRaLoState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> tx = pinnx.relobralo()
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> for bc, pde in [(0.1, 2.0), (0.05, 1.9)]:   # losses of 2 steps
+        ...     losses = {"bc": jnp.array(bc), "pde": jnp.array(pde)}
+        ...     rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]
+        [0.022, 1.978]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.relobralo() | pinnx.sum() | optax.adam(1e-3)
-        >>> updates, state = opt.update(grads, state, params, losses=losses)
 
     References:
         Bischof, Kraus. "Multi-Objective Loss Balancing for Physics-Informed Deep Learning".
@@ -88,23 +93,18 @@ def relobralo(
         https://github.com/rbischof/relative_balancing
     """
     for name, value in (("alpha", alpha), ("rho", rho)):
-        if not 0 <= value <= 1:
-            raise ValueError(f"relobralo {name} must lie in [0, 1], got {value}")
-    if not tau > 0:
-        raise ValueError(f"relobralo tau must be positive, got {tau}")
-    label = f"relobralo(alpha={alpha}, tau={tau}, rho={rho}, seed={seed})"
-    bound = tasks
+        check(value, lambda v: (0 <= v) & (v <= 1), f"relobralo {name} must lie in [0, 1], "
+              f"got {value}")
+    check(tau, lambda v: v > 0, f"relobralo tau must be positive, got {tau}")
 
-    def init(params, *, tasks: Tasks = None) -> ReLoBRaLoState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        ones = jnp.ones((k,), state_dtype(params))
+    def init(k, dtype):
+        ones = jnp.ones((k,), dtype)
         zero = jnp.zeros((), jnp.int32)
         return ReLoBRaLoState(ones, ones, ones, zero, zero, jax.random.key(seed))
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
+    def weigh(grads, state, losses, **extra_args):
+        del extra_args
+        k = state.weights.shape[0]
         values = loss_vector(losses, k, "relobralo", state.weights.dtype)
         key, sub = jax.random.split(state.key)
         keep = jax.random.bernoulli(sub, rho).astype(values.dtype)
@@ -133,6 +133,6 @@ def relobralo(
             skipped=state.skipped + (~ok).astype(jnp.int32),
             key=key,
         )
-        return scale_rows(weights, updates), new
+        return weights, new
 
-    return TaskTransform(init, update).labelled(label)
+    return loss_weighting(init, weigh, name="relobralo", tasks=tasks)

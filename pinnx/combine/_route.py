@@ -20,6 +20,7 @@ from jaxtyping import PyTree
 
 from ..tasks import num_tasks
 from ._base import Aggregator, Chain, Combiner, Tasks, TaskTransform, resolve_task
+from ._registry import register
 
 __all__ = ["route", "owners"]
 
@@ -60,9 +61,12 @@ def owners(own: Ownership, tree: PyTree, reference: PyTree | None = None) -> lis
     Returns:
         A list with one owner (str, int or None) per leaf of `tree`.
 
-    Example:
-        >>> owners({"shared": None, "mine": "pde"}, {"shared": w, "mine": (a, b)})
-        [None, 'pde', 'pde']   # leaves in key order: "mine" sorts first
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.combine import owners
+        >>> params = {"shared": jnp.zeros(3), "mine": (jnp.zeros(2), jnp.zeros(1))}
+        >>> owners({"shared": None, "mine": "pde"}, params)   # key order: "mine" first
+        ['pde', 'pde', None]
     """
     prefix = own(tree if reference is None else reference) if callable(own) else own
     try:
@@ -103,6 +107,7 @@ def _shared(tree: PyTree, tags: list[Owner]) -> PyTree:
                                                                        strict=True)])
 
 
+@register(cli=False)
 def route(aggregator: optax.GradientTransformation, *, own: Ownership) -> Aggregator:
     """Give each task's own leaves that task's row; aggregate the shared leaves with a chain.
 
@@ -130,12 +135,25 @@ def route(aggregator: optax.GradientTransformation, *, own: Ownership) -> Aggreg
     Shapes: K task rows in (leaves (K, ...)), one params-shaped gradient out. The state is
     `aggregator`'s state for the shared leaves.
 
-    Example:
-        >>> model = pinnx.nn.PerLossAdapters(trunk, ("bc", "pde"), rank=4, key=key)
+    Examples:
+        A head owned by the "bc" task and a shared trunk:
+
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> params = {"head": jnp.zeros(1), "trunk": jnp.zeros(2)}
+        >>> grads = {"head": jnp.array([[3.0], [0.0]]),   # rows "bc", "pde" (sorted)
+        ...          "trunk": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> agg = pinnx.route(pinnx.upgrad(), own={"head": "bc", "trunk": None})
+        >>> state = agg.init(params, tasks=2)
+        >>> update, _ = agg.update(grads, state, params, losses=losses)
+        >>> update["head"].tolist(), [round(v, 3) for v in update["trunk"].tolist()]
+        ([3.0], [0.25, 0.75])
+
+        With `pinnx.nn.PerLossAdapters`, `own=pinnx.nn.adapter_owners` gives each adapter
+        to its loss:
+
         >>> opt = pinnx.route(pinnx.lra() | pinnx.sum(), own=pinnx.nn.adapter_owners
         ...                   ) | optax.adam(1e-3)
-        >>> model, _, history = pinnx.fit(pinnx.nn.adapter_losses(problem.losses), model,
-        ...                               opt, problem.sample, steps=5000, resample_every=1)
 
     References:
         Kim, N'guessan. "Per-Loss Adapters for Gradient Conflict in Physics-Informed Neural
@@ -173,4 +191,4 @@ def route(aggregator: optax.GradientTransformation, *, own: Ownership) -> Aggreg
             raise AssertionError(f"{aggregator!r} returned more leaves than it was given")
         return treedef.unflatten(out), state
 
-    return Aggregator(init, update).labelled(label)
+    return Aggregator(init, update)

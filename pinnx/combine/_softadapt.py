@@ -5,9 +5,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import check_rows, loss_vector, scale_rows, scaled_softmax, state_dtype
+from ._base import FloatLike, Tasks, TaskTransform
+from ._loss_weighting import loss_vector, loss_weighting, scaled_softmax
+from ._registry import register
 
 __all__ = ["softadapt", "SoftAdaptState"]
 
@@ -29,8 +29,9 @@ class SoftAdaptState(NamedTuple):
     skipped: Int[Array, ""]
 
 
+@register
 def softadapt(
-    beta: float = 0.1,
+    beta: FloatLike = 0.1,
     *,
     normalized: bool = False,
     loss_weighted: bool = False,
@@ -67,7 +68,19 @@ def softadapt(
 
     Shapes: K task rows in, K rows out; `SoftAdaptState.weights` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> tx = pinnx.softadapt(beta=0.1, normalized=True)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> for bc, pde in [(0.1, 2.0), (0.05, 1.9)]:   # losses of 2 steps
+        ...     losses = {"bc": jnp.array(bc), "pde": jnp.array(pde)}
+        ...     rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.weights.tolist()]
+        [1.017, 0.983]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.softadapt(beta=0.1, normalized=True) | pinnx.sum() | optax.adam(1e-3)
 
     References:
@@ -75,20 +88,14 @@ def softadapt(
         Neural Networks with Multi-Part Loss Functions". 2019.
         https://arxiv.org/abs/1912.12355 ; code: https://github.com/dr-aheydari/SoftAdapt
     """
-    label = (f"softadapt(beta={beta}, normalized={normalized}, "
-             f"loss_weighted={loss_weighted})")
-    bound = tasks
 
-    def init(params, *, tasks: Tasks = None) -> SoftAdaptState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        dtype = state_dtype(params)
+    def init(k, dtype):
         zero = jnp.zeros((), jnp.int32)
         return SoftAdaptState(jnp.ones((k,), dtype), jnp.zeros((k,), dtype), zero, zero)
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
-        check_rows(state.weights.shape[0], k, label)
+    def weigh(grads, state, losses, **extra_args):
+        del grads, extra_args
+        k = state.weights.shape[0]
         values = loss_vector(losses, k, "softadapt", state.weights.dtype)
         ok = jnp.all(jnp.isfinite(values))
         slopes = values - state.last_losses
@@ -116,6 +123,6 @@ def softadapt(
             count=state.count + ok.astype(jnp.int32),
             skipped=state.skipped + (~ok).astype(jnp.int32),
         )
-        return scale_rows(weights, updates), new
+        return weights, new
 
-    return TaskTransform(init, update).labelled(label)
+    return loss_weighting(init, weigh, name="softadapt", tasks=tasks)

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from ..tasks import num_tasks
-from ._base import Aggregator, power_below, stateless_init
+from ._base import Aggregator, stateless_init
+from ._gram import power_below
+from ._registry import register
 
 __all__ = ["trimmed_mean", "trimmed_mean_rows"]
 
@@ -69,6 +71,7 @@ def trimmed_mean_rows(
     return jax.tree.map(lambda g: row_mean(jnp.sort(g, axis=0)[trim : k - trim]), grads)
 
 
+@register
 def trimmed_mean(trim: int) -> Aggregator:
     """Coordinate-wise trimmed mean of the task rows, robust to `trim` outlying rows.
 
@@ -88,8 +91,17 @@ def trimmed_mean(trim: int) -> Aggregator:
         trim: how many of the largest and of the smallest entries to drop at each
             coordinate (a non-negative int; 2 trim + 1 task rows are needed).
 
-    Example:
-        >>> opt = pinnx.trimmed_mean(trim=1) | optax.adam(1e-3)   # needs K >= 3 losses
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0], [0.5, 0.5]])}   # 3 task rows
+        >>> agg = pinnx.trimmed_mean(trim=1)
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=3))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # the median row of each coordinate
+        [0.5, 0.5]
+
+        In training, a plain optax optimizer follows the aggregator:
+
+        >>> opt = pinnx.trimmed_mean(trim=1) | optax.adam(1e-3)
 
     References:
         Yin, Chen, Ramchandran, Bartlett. "Byzantine-Robust Distributed Learning: Towards
@@ -106,4 +118,4 @@ def trimmed_mean(trim: int) -> Aggregator:
         del params, extra_args
         return trimmed_mean_rows(updates, trim), state
 
-    return Aggregator(stateless_init, update).labelled(f"trimmed_mean(trim={trim})")
+    return Aggregator(stateless_init, update)

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
-from ..tasks import num_tasks
-from ._base import Tasks, TaskTransform, count_tasks
-from ._loss_weighting import all_positive, check_rows, loss_vector, scale_rows, state_dtype
+from ._base import FloatLike, Tasks, TaskTransform
+from ._loss_weighting import all_positive, loss_vector, loss_weighting
+from ._registry import register
 
 __all__ = ["uncertainty", "UncertaintyState"]
 
@@ -30,11 +30,12 @@ class UncertaintyState(NamedTuple):
     inner: optax.OptState
 
 
+@register
 def uncertainty(
-    learning_rate: float = 1e-3,
+    learning_rate: FloatLike = 1e-3,
     *,
     optimizer: optax.GradientTransformation | None = None,
-    init: float = 0.0,
+    init: FloatLike = 0.0,
     tasks: Tasks = None,
 ) -> TaskTransform:
     """Homoscedastic-uncertainty weighting: learned log-variances s_k, rows scaled by exp(-s_k).
@@ -71,31 +72,35 @@ def uncertainty(
 
     Shapes: K task rows in, K rows out; `UncertaintyState.log_vars` is (K,).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[0.5, 0.0], [2.0, -1.0]])}   # rows "bc", "pde" (sorted)
+        >>> losses = {"bc": jnp.array(0.1), "pde": jnp.array(2.0)}
+        >>> tx = pinnx.uncertainty(learning_rate=1e-2)
+        >>> state = tx.init({"w": jnp.zeros(2)}, tasks=2)
+        >>> rows, state = tx.update(grads, state, losses=losses)
+        >>> [round(v, 3) for v in state.log_vars.tolist()]   # s_k, tends to log L_k
+        [-0.01, 0.01]
+
+        In training, an aggregator and a plain optax optimizer follow it:
+
         >>> opt = pinnx.uncertainty(learning_rate=1e-2) | pinnx.sum() | optax.adam(1e-3)
-        >>> updates, state = opt.update(grads, state, params, losses=losses)
-        >>> state[0].log_vars   # s_k, tends to log L_k
 
     References:
         Kendall, Gal, Cipolla. "Multi-Task Learning Using Uncertainty to Weigh Losses for
         Scene Geometry and Semantics". CVPR 2018. https://arxiv.org/abs/1705.07115
     """
     inner_tx = optax.adam(learning_rate) if optimizer is None else optimizer
-    label = f"uncertainty(learning_rate={learning_rate}, init={init})"
-    bound = tasks
     start = init
 
-    def init_fn(params, *, tasks: Tasks = None) -> UncertaintyState:
-        k = count_tasks(bound if tasks is None else tasks, label)
-        s = jnp.full((k,), start, state_dtype(params))
+    def init_fn(k, dtype):
+        s = jnp.full((k,), start, dtype)
         return UncertaintyState(s, jnp.exp(-s), jnp.zeros((), jnp.int32), inner_tx.init(s))
 
-    def update(updates, state, params=None, *, losses=None, **extra_args):
-        del params, extra_args
-        k = num_tasks(updates)
+    def weigh(grads, state, losses, **extra_args):
+        del grads, extra_args
         s = state.log_vars
-        check_rows(s.shape[0], k, label)
-        values = loss_vector(losses, k, "uncertainty", s.dtype)
+        values = loss_vector(losses, s.shape[0], "uncertainty", s.dtype)
         weights = jnp.exp(-s)
         ok = all_positive(values)
         # 1 - exp(-s) L without the cancellation near the fixed point s = log L
@@ -110,6 +115,6 @@ def uncertainty(
             skipped=state.skipped + (~ok).astype(jnp.int32),
             inner=optax.tree.where(ok, inner, state.inner),
         )
-        return scale_rows(weights, updates), new
+        return weights, new
 
-    return TaskTransform(init_fn, update).labelled(label)
+    return loss_weighting(init_fn, weigh, name="uncertainty", tasks=tasks)

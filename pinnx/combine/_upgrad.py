@@ -13,17 +13,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..tasks import num_tasks
-from ._base import Aggregator
-from ._qp import (
-    QPInfo,
-    log_info,
-    no_info,
-    nonneg_qp,
-    relative_norms,
-    task_stats,
-    unit_combination,
-)
+from ._base import Aggregator, FloatLike, IntLike, static
+from ._gram import Scaled, gram_aggregator, relative_norms
+from ._qp import QPInfo, log_info, no_info, nonneg_qp
+from ._registry import register
 
 __all__ = [
     "upgrad",
@@ -163,7 +156,8 @@ def _dualproj_relative(norms, cos, tol, max_iter):
     return top, y, info
 
 
-def upgrad(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator:
+@register
+def upgrad(*, tol: FloatLike | None = None, max_iter: IntLike | None = None) -> Aggregator:
     """UPGrad: the mean of the task gradients, each projected onto the dual cone.
 
     The dual cone of the task gradients is {x : g_k . x >= 0 for all k}: the updates that
@@ -186,31 +180,36 @@ def upgrad(*, tol: float | None = None, max_iter: int | None = None) -> Aggregat
             float64).
         max_iter: cap on each solve's iterations (default 4B + 10, B the padded size 4, 8, 16, ...).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.upgrad()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # no negative projection on a row
+        [0.25, 0.75]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.upgrad() | optax.adam(1e-3)
 
     References:
         Quinton, Rey. "Jacobian Descent for Multi-Objective Optimization". 2024.
         https://arxiv.org/abs/2406.16232
     """
+    tol = static(tol, "tol", "upgrad")
+    max_iter = static(max_iter, "max_iter", "upgrad")
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return UPGradState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = task_stats(updates)
+    def weights(norms, cos, state):
+        del state
         # relative coefficients, scaled last: top * beta can underflow in float32
         top, beta, info = _upgrad_relative(norms, cos, tol, max_iter)
-        return (unit_combination(beta, norms, updates, top),
-                UPGradState(info=log_info(info)))
+        return Scaled(beta, top), UPGradState(info=log_info(info))
 
-    return Aggregator(init, update).labelled("upgrad()")
+    return gram_aggregator(weights, init=lambda params, tasks: UPGradState(info=no_info()))
 
 
-def dualproj(*, tol: float | None = None, max_iter: int | None = None) -> Aggregator:
+@register
+def dualproj(*, tol: FloatLike | None = None, max_iter: IntLike | None = None) -> Aggregator:
     """DualProj: the mean of the task gradients, projected onto their dual cone.
 
     d = J^T v with v = argmin_{v >= 1/K} v^T G v: the point of the dual cone
@@ -230,7 +229,16 @@ def dualproj(*, tol: float | None = None, max_iter: int | None = None) -> Aggreg
             float64).
         max_iter: cap on solver iterations (default 4B + 10, B the padded size 4, 8, 16, ...).
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp, optax, pinnx
+        >>> grads = {"w": jnp.array([[1.0, 0.0], [-1.0, 1.0]])}   # 2 task rows, in conflict
+        >>> agg = pinnx.dualproj()
+        >>> update, _ = agg.update(grads, agg.init({"w": jnp.zeros(2)}, tasks=2))
+        >>> [round(v, 3) for v in update["w"].tolist()]   # [0, 1] onto the dual cone
+        [0.0, 0.5]
+
+        In training, a plain optax optimizer follows the aggregator:
+
         >>> opt = pinnx.dualproj() | optax.adam(1e-3)
 
     References:
@@ -240,17 +248,12 @@ def dualproj(*, tol: float | None = None, max_iter: int | None = None) -> Aggreg
         Quinton, Rey. "Jacobian Descent for Multi-Objective Optimization". 2024.
         https://arxiv.org/abs/2406.16232
     """
+    tol = static(tol, "tol", "dualproj")
+    max_iter = static(max_iter, "max_iter", "dualproj")
 
-    def init(params, *, tasks=None):
-        del params, tasks
-        return DualProjState(info=no_info())
-
-    def update(updates, state, params=None, **extra_args):
-        del params, extra_args
-        num_tasks(updates)
-        norms, cos = task_stats(updates)
+    def weights(norms, cos, state):
+        del state
         top, beta, info = _dualproj_relative(norms, cos, tol, max_iter)
-        return (unit_combination(beta, norms, updates, top),
-                DualProjState(info=log_info(info)))
+        return Scaled(beta, top), DualProjState(info=log_info(info))
 
-    return Aggregator(init, update).labelled("dualproj()")
+    return gram_aggregator(weights, init=lambda params, tasks: DualProjState(info=no_info()))

@@ -78,10 +78,9 @@ def check(report: Any, steps: int = 1000,
             summed training loss over the last 10% of steps.
 
     Returns:
-        A `CheckResult` (print it).
-
-    Example:
-        >>> print(report.check(steps=2000, error_fn=problem.relative_l2))
+        A `CheckResult` (print it), e.g.
+        `print(report.check(steps=2000, error_fn=problem.relative_l2))` after
+        `report = pinnx.diagnostics.profile(...)` (two training runs: not run here).
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")

@@ -76,7 +76,12 @@ def classify(summary: Summary, thresholds: Thresholds | None = None) -> Classifi
     Returns:
         A `Classification`.
 
-    Example:
+    Examples:
+        Orthogonal rows, the "pde" gradient 40 times the "bc" one at every record:
+
+        >>> import numpy as np
+        >>> from pinnx.diagnostics import classify, summarize
+        >>> norms, cos = np.tile([1.0, 40.0], (100, 1)), np.tile(np.eye(2), (100, 1, 1))
         >>> classify(summarize(norms, cos, ("bc", "pde"))).regime
         'magnitude'
 

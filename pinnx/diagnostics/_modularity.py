@@ -55,8 +55,14 @@ def per_sample_interaction(
     Returns:
         {(task_a, task_b): fraction} for every pair a < b in sorted order.
 
-    Example:
-        >>> per_sample_interaction(problem.losses, model, problem.sample(key))
+    Examples:
+        >>> import jax, pinnx
+        >>> from pinnx.diagnostics import per_sample_interaction
+        >>> problem = pinnx.problems.helmholtz(n_pde=16, n_bc=16, n_test=11)
+        >>> model = pinnx.nn.MLP(2, "scalar", width=8, depth=2, key=jax.random.key(0))
+        >>> batch = problem.sample(jax.random.key(1))
+        >>> per_sample_interaction(problem.losses, model, batch, points=8)   # a dense MLP
+        {('bc', 'pde'): 1.0}
 
     References:
         Kong et al. 2026, ModSync (masked layers for modular PINN training).

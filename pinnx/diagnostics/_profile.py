@@ -12,7 +12,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ..combine import sum as sum_rows
 from ..residuals import Losses
-from ..train import fit
+from ..train import fit, make_step
 from ._classify import Classification, Thresholds, classify
 from ._modularity import THRESHOLD, per_sample_interaction
 from ._recommend import Recommendation, recommend
@@ -175,12 +175,20 @@ def profile(
     Returns:
         A `ConflictReport`; `print(report)`, `report.plot()`, `report.check()`.
 
-    Example:
-        >>> from pinnx.problems import helmholtz
-        >>> problem = helmholtz()
-        >>> model = pinnx.nn.MLP(2, "scalar", width=50, depth=3, key=jax.random.key(0))
-        >>> report = profile(problem.losses, model, problem.sample, resample_every=1)
-        >>> print(report); report.plot("conflict.png")
+    Examples:
+        A 20-step profile of a small network (the paper's profile is 1000 steps):
+
+        >>> import jax, pinnx
+        >>> from pinnx.diagnostics import profile
+        >>> problem = pinnx.problems.helmholtz(n_pde=16, n_bc=16, n_test=11)
+        >>> model = pinnx.nn.MLP(2, "scalar", width=8, depth=2, key=jax.random.key(0))
+        >>> report = profile(problem.losses, model, problem.sample, steps=20,
+        ...                  resample_every=1, checkpoints=0)
+        >>> report.tasks, report.norms.shape   # (steps recorded, K)
+        (('bc', 'pde'), (20, 2))
+
+        `print(report)` shows the statistics, the regime and the recommended code;
+        `report.plot("conflict.png")` draws the traces.
 
     References:
         Kim, N'guessan 2026 (per-loss adapters), "Diagnostics": the conflict profile;
@@ -247,7 +255,7 @@ def overhead(
 ) -> dict[str, float]:
     """Seconds per training step of the plain run and of the recording profile step.
 
-    Builds `fit`'s own compiled step (`pinnx.train._make_step`) for three configurations,
+    Builds `fit`'s own compiled step (`pinnx.make_step`) for three configurations,
     scans it over `steps` steps on one fixed batch, compiles once, then times `rounds`
     interleaved rounds and keeps each configuration's fastest (compilation excluded; the
     minimum is the least disturbed by other jobs on the machine). Configurations: "adam"
@@ -256,30 +264,20 @@ def overhead(
     cosines at every step, as `profile` runs it).
 
     Returns:
-        {configuration: seconds per step}, and "overhead": profile / adam - 1.
-
-    Example:
-        >>> overhead(problem.losses, model, problem.sample)["overhead"]
+        {configuration: seconds per step}, and "overhead": profile / adam - 1, e.g.
+        `overhead(problem.losses, model, problem.sample)["overhead"]` (a timing: not run
+        here).
     """
-    import equinox as eqx
     import jax.numpy as jnp
-
-    from ..tasks import task_names
-    from ..train import _Carry, _make_step
 
     key = jax.random.key(0) if key is None else key
     batch = _fixed_batch(data, key)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    tasks = task_names(losses(model, batch))
-    configs = {"adam": (optax.adam(learning_rate), False, None),
-               "sum_adam": (sum_rows() | optax.adam(learning_rate), True, None),
-               "profile": (sum_rows() | optax.adam(learning_rate), True, 1)}
+    configs = {"adam": (optax.adam(learning_rate), None),
+               "sum_adam": (sum_rows() | optax.adam(learning_rate), None),
+               "profile": (sum_rows() | optax.adam(learning_rate), 1)}
     runners = {}
-    for label, (opt, per_task, rec) in configs.items():
-        state = opt.init(params, tasks=tasks) if per_task else opt.init(params)
-        step = _make_step(losses, optax.with_extra_args_support(opt), static, tasks,
-                          per_task, None, None, None, rec)
-        carry = _Carry(params, state, params, state, batch, jnp.array([-1, -1]))
+    for label, (opt, rec) in configs.items():
+        step, carry = make_step(losses, model, opt, batch, record_every=rec)
         run = jax.jit(lambda c, s=step: jax.lax.scan(s, c, jnp.arange(steps)))
         jax.block_until_ready(run(carry))
         runners[label] = (run, carry)

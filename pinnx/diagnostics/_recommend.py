@@ -10,7 +10,8 @@ from jaxtyping import PRNGKeyArray
 
 from ..combine import lra, route
 from ..combine import sum as sum_rows
-from ..nn import MLP, PerLossAdapters, adapter_losses, adapter_owners
+from ..nn import MLP, PerLossAdapters, adapter_owners
+from ..residuals import adapter_losses
 
 __all__ = ["Recommendation", "recommend", "ADAPTER_RANK"]
 
@@ -21,7 +22,7 @@ _ADAPTER_NOTE = (
     "# Per-loss adapters (Kim & N'guessan 2026): a shared trunk (your MLP) plus one low-rank\n"
     "# adapter per loss; loss k runs through trunk + adapter k and trains adapter k alone,\n"
     "# LRA reweights the trunk's gradients. model(x) (trunk + {main} adapter) is the\n"
-    "# solution; check pinnx.nn.cross_losses(losses, model, batch) after training.\n"
+    "# solution; check pinnx.residuals.cross_losses(losses, model, batch) after training.\n"
 )
 
 
@@ -103,7 +104,7 @@ def recommend(regime: str, tasks: Sequence[str], median_norms: dict[str, float],
     """The recipe for a regime, as code and as pinnx pieces.
 
     - directional / mixed: per-loss adapters (`pinnx.nn.PerLossAdapters` of rank 4 on the
-      user's MLP, `pinnx.nn.adapter_losses`) with LRA reweighting of the shared trunk and
+      user's MLP, `pinnx.residuals.adapter_losses`) with LRA reweighting of the shared trunk and
       Adam: `pinnx.route(pinnx.lra(main=...) | pinnx.sum(), own=pinnx.nn.adapter_owners)
       | optax.adam(lr)`;
     - magnitude: scalar reweighting, `pinnx.lra(main=...) | pinnx.sum() | optax.adam(lr)`
@@ -117,10 +118,12 @@ def recommend(regime: str, tasks: Sequence[str], median_norms: dict[str, float],
             adapter model's solution forward, when no task is called "pde").
         learning_rate: Adam's learning rate in the recipe.
 
-    Example:
+    Examples:
+        >>> from pinnx.diagnostics import recommend
         >>> rec = recommend("magnitude", ("bc", "pde"), {"bc": 1.0, "pde": 40.0})
         >>> print(rec.code)
         opt = pinnx.lra(main="pde") | pinnx.sum() | optax.adam(0.001)
+        # alternative: pinnx.grad_norm_weights(every=100) | pinnx.sum() | optax.adam(0.001)
 
     References:
         Kim, N'guessan 2026 (per-loss adapters); Wang, Teng, Perdikaris, SISC 2021 (LRA);
@@ -145,7 +148,7 @@ def recommend(regime: str, tasks: Sequence[str], median_norms: dict[str, float],
             _ADAPTER_NOTE.format(main=main)
             + f"model = pinnx.nn.PerLossAdapters(model, {tasks!r}, rank={ADAPTER_RANK}"
             f"{main_arg}, key=jax.random.key(1))\n"
-            "losses = pinnx.nn.adapter_losses(losses)\n"
+            "losses = pinnx.residuals.adapter_losses(losses)\n"
             f"opt = pinnx.route({weighting}, own=pinnx.nn.adapter_owners) | "
             f"optax.adam({learning_rate!r})"
         )

@@ -18,7 +18,9 @@ NEAR_ZERO = 0.1
 def runs(flags: np.ndarray) -> np.ndarray:
     """Lengths of the maximal runs of consecutive True entries of a 1-D boolean array.
 
-    Example:
+    Examples:
+        >>> import numpy as np
+        >>> from pinnx.diagnostics import runs
         >>> runs(np.array([True, True, False, True]))
         array([2, 1])
     """
@@ -126,9 +128,16 @@ def summarize(
     Returns:
         A `Summary`. Records with any non-finite value are dropped first.
 
-    Example:
+    Examples:
+        100 records of orthogonal rows, the "pde" gradient 40 times the "bc" one:
+
+        >>> import numpy as np
+        >>> from pinnx.diagnostics import summarize
+        >>> norms = np.tile([1.0, 40.0], (100, 1))      # (T, K)
+        >>> cos = np.tile(np.eye(2), (100, 1, 1))       # (T, K, K)
         >>> s = summarize(norms, cos, ("bc", "pde"))
         >>> s.pairs["bc", "pde"].frac_negative, s.per_task["bc"].median_ratio
+        (0.0, 40.0)
 
     References:
         Persistence statistics: the conflict profile of the per-loss-adapter paper

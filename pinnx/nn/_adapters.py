@@ -5,8 +5,8 @@ loss k alone and the trunk from the combined gradient. Three pieces make that a 
 
 - `PerLossAdapters`, the model; `model.for_task(k)` is a plain `MLP` (trunk weights with
   adapter k merged in), so every residual builder works on it unchanged;
-- `adapter_losses(losses)`, which evaluates loss k on `model.for_task(k)`, so `pinnx.fit`
-  and `pinnx.task_grads` work unchanged;
+- `pinnx.residuals.adapter_losses(losses)`, which evaluates loss k on `model.for_task(k)`,
+  so `pinnx.fit` and `pinnx.task_grads` work unchanged;
 - `adapter_owners`, the ownership for `pinnx.route`, which gives adapter k's leaves row k.
 
 **Which forward is the solution.** `model(x)` is trunk + the adapter of the `main` task (the
@@ -17,17 +17,20 @@ mismatch differs from the trained boundary forward's by the values of the differ
 adapters. Any other forward inherits that difference through the PDE operator instead, i.e.
 through its derivatives (second derivatives for Helmholtz, amplified by the wavenumber
 squared): the task with the highest-order operator should own the solution. The trunk alone
-is trained on no loss directly. `cross_losses` measures every loss on every forward from
-training data alone, so the choice can be checked without a reference solution.
+is trained on no loss directly. `pinnx.residuals.cross_losses` measures every loss on every
+forward from training data alone, so the choice can be checked without a reference solution.
 
 The argument presumes that the adapters stay close. Nothing in the objective
 sum_k L_k(trunk + adapter_k) enforces that: on Helmholtz (docs/adapters.md) rank-4 adapters
 on every layer let the boundary forward fit the boundary and the PDE forward the equation
 with wrong boundary values, and no forward was a solution; `cross_losses` shows it.
+
+The ownership is structure, so it lives here with the model; the loss functions are in
+`pinnx.residuals` (module `pinnx._adapter_losses`).
 """
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
@@ -35,11 +38,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..residuals import Losses
 from ._mlp import MLP
 
-__all__ = ["LoRA", "PerLossAdapters", "AdapterLosses", "adapter_losses", "adapter_owners",
-           "cross_losses"]
+__all__ = ["LoRA", "PerLossAdapters", "adapter_owners"]
 
 
 class LoRA(eqx.Module):
@@ -62,9 +63,9 @@ class PerLossAdapters(eqx.Module):
     (trunk + main adapter): the solution at evaluation time, see the module documentation
     for why. At initialisation B = 0, so every forward equals the trunk exactly.
 
-    Train it with `adapter_losses` (loss k through forward k) and `pinnx.route(...,
-    own=adapter_owners)` (adapter k gets exactly loss k's gradient, the trunk the chain's
-    combined gradient).
+    Train it with `pinnx.residuals.adapter_losses` (loss k through forward k) and
+    `pinnx.route(..., own=pinnx.nn.adapter_owners)` (adapter k gets exactly loss k's
+    gradient, the trunk the chain's combined gradient).
 
     Args:
         trunk: the shared network, a `pinnx.nn.MLP`.
@@ -79,12 +80,16 @@ class PerLossAdapters(eqx.Module):
 
     Shapes: `model(x)` takes one point (in_size,) like the trunk and returns () or (m,).
 
-    Example:
-        >>> trunk = pinnx.nn.MLP(2, "scalar", width=50, depth=3, key=jax.random.key(0))
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> trunk = pinnx.nn.MLP(2, "scalar", width=16, depth=2, key=jax.random.key(0))
         >>> model = pinnx.nn.PerLossAdapters(trunk, ("bc", "pde"), rank=4,
         ...                                  key=jax.random.key(1))
-        >>> u = jax.vmap(model)(points)                 # the solution: trunk + pde adapter
+        >>> points = jax.random.uniform(jax.random.key(2), (5, 2))
+        >>> u = jax.vmap(model)(points)                   # the solution: trunk + pde adapter
         >>> u_bc = jax.vmap(model.for_task("bc"))(points)
+        >>> u.shape, bool(jnp.allclose(u, u_bc))          # B = 0: all forwards equal at first
+        ((5,), True)
 
     References:
         Kim, N'guessan. "Per-Loss Adapters for Gradient Conflict in Physics-Informed Neural
@@ -191,7 +196,13 @@ def adapter_owners(tree: PyTree) -> PyTree[str | None]:
     shared. Works on the model, its trainable partition or its per-task gradients (all have
     the model's structure).
 
-    Example:
+    Examples:
+        >>> import jax, optax, pinnx
+        >>> trunk = pinnx.nn.MLP(2, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> model = pinnx.nn.PerLossAdapters(trunk, ("bc", "pde"), key=jax.random.key(1))
+        >>> own = pinnx.nn.adapter_owners(model)
+        >>> own.trunk, own.adapters
+        (None, {'bc': 'bc', 'pde': 'pde'})
         >>> opt = pinnx.route(pinnx.lra() | pinnx.sum(), own=pinnx.nn.adapter_owners
         ...                   ) | optax.adam(1e-3)
     """
@@ -207,116 +218,3 @@ def adapter_owners(tree: PyTree) -> PyTree[str | None]:
     if not found:
         raise ValueError("adapter_owners found no pinnx.nn.PerLossAdapters in the parameters")
     return out
-
-
-def _check_model(model: Any, names: Sequence[str], who: str) -> None:
-    if not isinstance(model, PerLossAdapters):
-        raise ValueError(f"{who} needs a pinnx.nn.PerLossAdapters model, got "
-                         f"{type(model).__name__}")
-    if tuple(sorted(names)) != model.tasks:
-        raise ValueError(f"{who}: the losses have tasks {tuple(sorted(names))} but the model "
-                         f"has adapters for {model.tasks}")
-
-
-class AdapterLosses(eqx.Module):
-    """A loss function whose task k is evaluated on `model.for_task(k)`.
-
-    `adapter_losses(losses)(model, batch)` is `{k: losses(model.for_task(k), batch)[k]}`, a
-    plain loss dictionary, so `pinnx.task_grads` and `pinnx.fit` use it unchanged. Loss k
-    then depends on the trunk and adapter k only: the per-task gradient rows j != k are zero
-    on adapter k. A `pinnx.residuals.Losses` is evaluated one term per task; any other loss
-    function is called once per task (inside `jax.jit`, XLA drops the unused entries).
-    """
-
-    losses: Callable[[Any, Any], Mapping[str, Array]]
-
-    def _terms(self, model: Any, who: str) -> dict:
-        if not isinstance(self.losses, Losses):
-            raise ValueError(f"AdapterLosses.{who} needs a pinnx.residuals.Losses, got "
-                             f"{type(self.losses).__name__}")
-        _check_model(model, tuple(self.losses.terms), f"AdapterLosses.{who}")
-        return {k: self.losses.terms[k] for k in model.tasks}
-
-    def residuals(self, model: Any, batch: Mapping[str, Any]) -> dict[str, Array]:
-        """Raw per-point residuals of each task on its own forward: {task: (N,) or (N, m)}."""
-        terms = self._terms(model, "residuals")
-        return {k: Losses({k: t}).residuals(model.for_task(k), batch)[k]
-                for k, t in terms.items()}
-
-    def pointwise(self, model: Any, batch: Mapping[str, Any]
-                  ) -> dict[str, Float[Array, " N"]]:
-        """Squared residual per point of each task on its own forward: {task: (N,)}."""
-        terms = self._terms(model, "pointwise")
-        return {k: Losses({k: t}).pointwise(model.for_task(k), batch)[k]
-                for k, t in terms.items()}
-
-    def __call__(self, model: Any, batch: Any) -> dict[str, Float[Array, ""]]:
-        """Loss k on forward k, for every task: {task: scalar}."""
-        if isinstance(self.losses, Losses):
-            return {k: jnp.mean(p) for k, p in self.pointwise(model, batch).items()}
-        if not isinstance(model, PerLossAdapters):
-            raise ValueError("adapter_losses needs a pinnx.nn.PerLossAdapters model, got "
-                             f"{type(model).__name__}")
-        out = {}
-        for k in model.tasks:
-            values = self.losses(model.for_task(k), batch)
-            if not isinstance(values, Mapping):
-                raise ValueError("the wrapped loss function must return a dict, got "
-                                 f"{type(values).__name__}")
-            _check_model(model, tuple(values), "adapter_losses")
-            out[k] = values[k]
-        return out
-
-
-def adapter_losses(losses: Any) -> AdapterLosses:
-    """Wrap a loss function so that loss k runs through trunk + adapter k.
-
-    Args:
-        losses: `losses(model, batch) -> dict[str, scalar]` written for a plain field model
-            (e.g. `problem.losses`, a `pinnx.residuals.Losses`); its task names must be the
-            model's adapter names.
-
-    Returns:
-        An `AdapterLosses`: `(PerLossAdapters, batch) -> dict[str, scalar]`.
-
-    Example:
-        >>> loss = pinnx.nn.adapter_losses(problem.losses)
-        >>> losses, grads = pinnx.task_grads(loss, model, batch)
-
-    References:
-        Kim, N'guessan. "Per-Loss Adapters for Gradient Conflict in Physics-Informed Neural
-        Networks". 2026. https://arxiv.org/abs/2605.10136
-    """
-    if not callable(losses):
-        raise ValueError(f"adapter_losses needs a loss function, got {type(losses).__name__}")
-    return AdapterLosses(losses)
-
-
-def cross_losses(
-    losses: Callable[[Any, Any], Mapping[str, Array]], model: Any, batch: Any,
-) -> tuple[dict[str, Float[Array, ""]], dict[str, dict[str, Float[Array, ""]]]]:
-    """Every loss on every forward: the trunk alone's, and {forward k: {task: loss}}.
-
-    A diagnostic that needs training data only: `per_forward[model.main]` holds every loss
-    of the solution forward; how far `per_forward[k][j]` (j != k) exceeds
-    `per_forward[j][j]` says how far the adapters have pulled the forwards apart.
-
-    Args:
-        losses: the plain loss function (not wrapped by `adapter_losses`).
-        model: a `PerLossAdapters`.
-        batch: the batch `losses` takes.
-
-    Returns:
-        `(trunk, per_forward)`: `losses(model.for_task(None), batch)` and
-        `{k: losses(model.for_task(k), batch)}` for every task k.
-
-    Example:
-        >>> trunk, per_forward = pinnx.nn.cross_losses(problem.losses, model, batch)
-        >>> pde_forward = per_forward["pde"]   # every loss of the solution forward
-        >>> pde_forward["bc"]                  # its boundary loss
-    """
-    if not isinstance(model, PerLossAdapters):
-        raise ValueError(f"cross_losses needs a pinnx.nn.PerLossAdapters model, got "
-                         f"{type(model).__name__}")
-    return (dict(losses(model.for_task(None), batch)),
-            {k: dict(losses(model.for_task(k), batch)) for k in model.tasks})

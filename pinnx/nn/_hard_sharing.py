@@ -45,11 +45,15 @@ class HardSharing(MultiTaskNet):
 
     Shapes: `model(x)` maps x (in_size,) to (K,) for "scalar", else (K, m).
 
-    Example:
-        >>> net = HardSharing(2, "scalar", 2, width=32, depth=3, key=jax.random.key(0))
-        >>> jax.vmap(net)(points).shape    # (N, 2) -> (N, 2): one column per task
-        >>> opt = pinnx.cosine_gate(main="main", where=net.shared_mask) | pinnx.sum() \\
-        ...     | optax.adam(1e-3)
+    Examples:
+        >>> import jax, optax, pinnx
+        >>> net = pinnx.nn.HardSharing(2, "scalar", 2, width=16, depth=2,
+        ...                            key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(net)(points).shape    # (N, 2) -> (N, K): one column per task
+        (5, 2)
+        >>> opt = (pinnx.cosine_gate(main="main", where=net.shared_mask) | pinnx.sum()
+        ...        | optax.adam(1e-3))
 
     References:
         Caruana. "Multitask Learning". Machine Learning 28, 1997. Yan, Chen, Wang, Zhou,

@@ -77,10 +77,15 @@ class LDA(eqx.Module):
         attention_width: hidden size of the gate G2 tanh(G1 .) (default: `width`).
         dtype: parameter dtype (default: JAX's default float type).
 
-    Example:
-        >>> model = pinnx.nn.LDA(2, "scalar", width=50, depth=3, key=jax.random.key(0))
-        >>> u = jax.vmap(model)(points)                     # (N, 2) -> (N,)
-        >>> w = model.attention_weights(points[0])          # (3, 2, 50), sums to 1 on axis 1
+    Examples:
+        >>> import jax, optax, pinnx
+        >>> model = pinnx.nn.LDA(2, "scalar", width=16, depth=3, key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(model)(points).shape                   # (N, 2) -> (N,)
+        (5,)
+        >>> w = model.attention_weights(points[0])          # (depth, 2, width)
+        >>> w.shape, bool(jax.numpy.allclose(w.sum(axis=1), 1.0))   # sums to 1 on axis 1
+        ((3, 2, 16), True)
         >>> opt = pinnx.pcgrad() | optax.adam(1e-3)         # the paper's ACR-PINN recipe
 
     References:

@@ -42,10 +42,15 @@ class MLP(eqx.Module):
         rwf: random weight factorisation: False/None (off), True (mu, sigma) = (1, 0.1),
             or a pair (mu, sigma).
 
-    Example:
-        >>> model = pinnx.nn.MLP(2, "scalar", width=64, depth=4, key=jax.random.key(0))
-        >>> u = jax.vmap(model)(points)   # (N, 2) -> (N,)
-        >>> rwf_model = pinnx.nn.MLP(2, "scalar", 64, 4, key=jax.random.key(0), rwf=True)
+    Examples:
+        >>> import jax, pinnx
+        >>> model = pinnx.nn.MLP(2, "scalar", width=16, depth=2, key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(model)(points).shape   # (N, 2) -> (N,)
+        (5,)
+        >>> rwf_model = pinnx.nn.MLP(2, "scalar", 16, 2, key=jax.random.key(0), rwf=True)
+        >>> type(rwf_model.layers[0]).__name__
+        'FactorizedLinear'
 
     References:
         Raissi, Perdikaris, Karniadakis. "Physics-informed neural networks". J. Comput. Phys.

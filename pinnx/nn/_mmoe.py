@@ -49,9 +49,15 @@ class MMoE(MultiTaskNet):
     Shapes: `model(x)` maps x (in_size,) to (K,) for "scalar", else (K, m);
     `model.gates(x)` gives the (K, E) gate weights (every row sums to one).
 
-    Example:
-        >>> net = MMoE(2, "scalar", 2, num_experts=3, width=32, depth=3, key=jax.random.key(0))
-        >>> net.gates(jnp.array([0.5, 0.1])).sum(axis=1)   # [1., 1.]
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> net = pinnx.nn.MMoE(2, "scalar", 2, num_experts=3, width=16, depth=2,
+        ...                     key=jax.random.key(0))
+        >>> x = jnp.array([0.5, 0.1])
+        >>> net(x).shape, net.gates(x).shape   # K = 2 tasks, E = 3 experts
+        ((2,), (2, 3))
+        >>> print(net.gates(x).sum(axis=1).round(6))   # each task's gate sums to one
+        [1. 1.]
 
     References:
         Ma, Zhao, Yi, Chen, Hong, Chi. "Modeling Task Relationships in Multi-task Learning

@@ -41,9 +41,12 @@ class ModifiedMLP(eqx.Module):
         rwf: random weight factorisation: False/None, True for (mu, sigma) = (1, 0.1), or a
             pair (mu, sigma); see `MLP`.
 
-    Example:
-        >>> model = pinnx.nn.ModifiedMLP(2, "scalar", width=50, depth=4, key=jax.random.key(0))
-        >>> u = jax.vmap(model)(points)   # (N, 2) -> (N,)
+    Examples:
+        >>> import jax, pinnx
+        >>> model = pinnx.nn.ModifiedMLP(2, "scalar", width=16, depth=2, key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(model)(points).shape   # (N, 2) -> (N,)
+        (5,)
 
     References:
         Wang, Teng, Perdikaris. "Understanding and mitigating gradient flow pathologies in

@@ -27,27 +27,23 @@ Four pieces make that a pinnx recipe, with `pinnx.fit` and `pinnx.route` unchang
 - `modsync_owners`, the ownership for `pinnx.route`: threshold t_k is owned by task k, so
   its gradient is exactly row k (loss k's gradient), while the weights and biases go through
   the aggregator;
-- `modsync_optimizer(net, thresholds_lr)`, the optax piece after `route`: an
-  `optax.partition` sending the weights and biases to `net` and the thresholds through
-  `sparsity_penalty(lambda_s, beta)` (adds lambda_s dL_s/dt) and then Adam at their own rate;
+- `pinnx.recipes.modsync_optimizer(net, thresholds_lr)`, the optax piece after `route`: an
+  `optax.partition` over `modsync_labels` sending the weights and biases to `net` and the
+  thresholds through `pinnx.recipes.sparsity_penalty(lambda_s, beta)` (adds lambda_s dL_s/dt)
+  and then Adam at their own rate;
 - `sparsity(model)`, the fraction of pruned weights per layer, e.g. as `pinnx.fit`'s eval_fn.
 
-Why L_s enters as a gradient transform and not as a loss term: adding lambda_s L_s to every
-task's loss would give the same threshold updates (L_s does not depend on theta, and row k
-on t_k would be d(L_k + lambda_s L_s)/dt_k), but it would also add lambda_s L_s (0.05 at
-initialisation for a 4 x 64 network: 2 x 257 units x 1e-4, the size of a PINN's losses
-after a few thousand steps) to every reported loss and to the `losses=` that loss-based
-weightings read. The transform keeps the losses the PDE's own.
+This module holds the layers and what describes their structure (exported by `pinnx.nn`);
+the training pieces are in `pinnx._modsync_training`, exported by `pinnx.recipes`
+(`modsync_optimizer`, `sparsity_penalty`) and `pinnx.residuals` (`sparsity_loss`, L_s).
 """
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
@@ -55,12 +51,11 @@ from ._mlp import MLP
 from ._rwf import check_point
 
 __all__ = ["MaskedLinear", "ModSyncMLP", "binary_step", "long_tailed_derivative",
-           "modsync_owners", "modsync_labels", "modsync_optimizer", "sparsity",
-           "sparsity_loss", "sparsity_penalty"]
+           "modsync_owners", "modsync_labels", "sparsity"]
 
+# the labels of `modsync_labels`, the branches of `pinnx.recipes.modsync_optimizer`
 NET_LABEL = "net"
 THRESHOLDS_LABEL = "thresholds"
-PAPER = dict(lambda_s=1e-4, lr=1e-3, thresholds_lr=1e-4, beta=0.3)  # Kong et al. 2026
 
 
 def long_tailed_derivative(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
@@ -73,6 +68,12 @@ def long_tailed_derivative(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     Continuous at |x| = 0.4: a triangular peak near the threshold plus a flat tail that
     still passes gradient to weights (and thresholds) up to one unit away from it, so pruned
     weights can recover.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.nn import long_tailed_derivative
+        >>> print(long_tailed_derivative(jnp.array([0.0, 0.1, 0.5, 2.0])).round(3))
+        [2.  1.6 0.4 0. ]
     """
     a = jnp.abs(x)
     tail = jnp.where(a <= 1, jnp.full_like(x, 0.4), jnp.zeros_like(x))
@@ -97,10 +98,14 @@ def binary_step(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     derivative (forward or reverse mode) uses H'(x) in place of the step's derivative, which
     is zero almost everywhere.
 
-    Example:
-        >>> binary_step(jnp.array([-0.5, 0.0, 0.2]))               # [0., 0., 1.]
-        >>> jax.grad(lambda x: binary_step(x).sum())(jnp.array([-0.5, 0.0, 0.2]))
-        ... # [0.4, 2., 1.2]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from pinnx.nn import binary_step
+        >>> x = jnp.array([-0.5, 0.0, 0.2])
+        >>> print(binary_step(x))
+        [0. 0. 1.]
+        >>> print(jax.grad(lambda x: binary_step(x).sum())(x).round(3))
+        [0.4 2.  1.2]
 
     References:
         Liu, Xu, Shi, Cheung, So. "Dynamic Sparse Training: Find Efficient Sparse Network
@@ -126,6 +131,16 @@ class MaskedLinear(eqx.Module):
         thresholds: {objective: (out,) thresholds t_k}.
 
     Build one from a plain layer with `MaskedLinear.from_linear(linear, objectives)`.
+
+    Examples:
+        >>> import equinox as eqx, jax, jax.numpy as jnp
+        >>> from pinnx.nn import MaskedLinear
+        >>> linear = eqx.nn.Linear(3, 2, key=jax.random.key(0))
+        >>> layer = MaskedLinear.from_linear(linear, ("bc", "pde"))
+        >>> layer.objectives
+        ('bc', 'pde')
+        >>> bool(jnp.allclose(layer(jnp.ones(3)), linear(jnp.ones(3))))   # thresholds 0
+        True
     """
 
     weight: Float[Array, "out in"]
@@ -209,8 +224,9 @@ class ModSyncMLP(eqx.Module):
     vector per objective, initialised to `threshold_init` (0 as in DST: the mask then keeps
     every weight and the network equals its twin).
 
-    Train it with `pinnx.route(aggregator, own=modsync_owners) | modsync_optimizer(...)`,
-    on a loss function whose task names are `objectives` (see the module documentation).
+    Train it with `pinnx.route(aggregator, own=pinnx.nn.modsync_owners) |
+    pinnx.recipes.modsync_optimizer(...)`, on a loss function whose task names are
+    `objectives` (see the module documentation).
 
     Args:
         in_size: input dimension d (e.g. 2 for (x, t)).
@@ -227,11 +243,15 @@ class ModSyncMLP(eqx.Module):
     Shapes: `model(x)` takes one point (in_size,) and returns () or (out_size,); use
     `jax.vmap(model)` for a batch.
 
-    Example:
-        >>> model = ModSyncMLP(2, "scalar", width=128, depth=4, objectives=("boundary", "pde"),
-        ...                    key=jax.random.key(0))
-        >>> u = jax.vmap(model)(points)                 # (N, 2) -> (N,)
-        >>> sparsity(model)["sparsity"]                 # 0.0 at initialisation
+    Examples:
+        >>> import jax, pinnx
+        >>> model = pinnx.nn.ModSyncMLP(2, "scalar", width=16, depth=2,
+        ...                             objectives=("boundary", "pde"), key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(model)(points).shape
+        (5,)
+        >>> float(pinnx.nn.sparsity(model)["sparsity"])   # every weight kept at first
+        0.0
 
     References:
         Kong, Park, Kim, Lee. "Modularity-Free Conflict-Averse Training for Generalized
@@ -282,7 +302,7 @@ def _is_masked(x: Any) -> bool:
     return isinstance(x, MaskedLinear)
 
 
-def _masked_layers(tree: PyTree, who: str) -> list[MaskedLinear]:
+def masked_layers(tree: PyTree, who: str) -> list[MaskedLinear]:
     layers = [x for x in jax.tree.leaves(tree, is_leaf=_is_masked) if _is_masked(x)]
     if not layers:
         raise ValueError(f"{who} found no pinnx.nn.MaskedLinear layer (a ModSyncMLP) in the "
@@ -297,18 +317,36 @@ def modsync_owners(tree: PyTree) -> PyTree[str | None]:
     gradient); weights, biases and everything else are shared (they go through the
     aggregator). Works on the model, its trainable partition or its per-task gradients.
 
-    Example:
-        >>> opt = pinnx.route(pinnx.dcgd(), own=modsync_owners) | modsync_optimizer(
-        ...     optax.adam(1e-3), thresholds_lr=1e-4)
+    Examples:
+        >>> import jax, optax, pinnx
+        >>> model = pinnx.nn.ModSyncMLP(2, "scalar", 8, 1, objectives=("bc", "pde"),
+        ...                             key=jax.random.key(0))
+        >>> own = pinnx.nn.modsync_owners(model)
+        >>> own.layers[0].thresholds, own.layers[0].weight
+        ({'bc': 'bc', 'pde': 'pde'}, None)
+        >>> opt = pinnx.route(pinnx.dcgd(), own=pinnx.nn.modsync_owners
+        ...                   ) | pinnx.recipes.modsync_optimizer(optax.adam(1e-3),
+        ...                                                       thresholds_lr=1e-4)
     """
-    _masked_layers(tree, "modsync_owners")
+    masked_layers(tree, "modsync_owners")
     return jax.tree.map(lambda x: x.owners() if _is_masked(x) else None, tree,
                         is_leaf=_is_masked)
 
 
 def modsync_labels(tree: PyTree) -> PyTree[str]:
-    """`optax.partition` labels: "thresholds" on every threshold leaf, "net" elsewhere."""
-    _masked_layers(tree, "modsync_labels")
+    """`optax.partition` labels: "thresholds" on every threshold leaf, "net" elsewhere.
+
+    The labels of `pinnx.recipes.modsync_optimizer`'s partition.
+
+    Examples:
+        >>> import jax, pinnx
+        >>> model = pinnx.nn.ModSyncMLP(2, "scalar", 8, 1, objectives=("bc", "pde"),
+        ...                             key=jax.random.key(0))
+        >>> labels = pinnx.nn.modsync_labels(model)
+        >>> labels.layers[0].thresholds, labels.layers[0].weight
+        ({'bc': 'thresholds', 'pde': 'thresholds'}, 'net')
+    """
+    masked_layers(tree, "modsync_labels")
 
     def label(x):
         if not _is_masked(x):
@@ -317,139 +355,6 @@ def modsync_labels(tree: PyTree) -> PyTree[str]:
                            (NET_LABEL, NET_LABEL, {k: THRESHOLDS_LABEL for k in x.thresholds}))
 
     return jax.tree.map(label, tree, is_leaf=_is_masked)
-
-
-def _layer_penalty(thresholds: dict[str, Array], beta: float) -> Array:
-    ts = [thresholds[k] for k in sorted(thresholds)]
-    r_s = sum(jnp.sum(jnp.exp(-t)) for t in ts)
-    pairs = list(itertools.combinations(ts, 2))
-    if not pairs:  # one objective: R_w = 1
-        return r_s
-    spread = sum(jnp.sum((a - b) ** 2) for a, b in pairs) / len(pairs)
-    return jnp.exp(spread / beta) * r_s
-
-
-def _check_beta(beta: float) -> float:
-    beta = float(beta)
-    if not beta > 0:
-        raise ValueError(f"beta must be positive, got {beta}")
-    return beta
-
-
-def sparsity_loss(tree: PyTree, beta: float = PAPER["beta"]) -> Float[Array, ""]:
-    """The ModSync sparsity regulariser L_s of every `MaskedLinear` in `tree`.
-
-        L_s = sum_layers R_w sum_k R_s(t_k),   R_s(t) = sum_i exp(-t_i),
-        R_w = exp(D / beta),   D = (1 / #pairs) sum_{k < j} ||t_k - t_j||^2,
-
-    the mean squared distance between the objectives' threshold vectors over the K(K-1)/2
-    pairs (D = 0 for K = 1). For K = 2 this is the paper's
-    exp(||t_r - t_b||^2 / beta) (R_s(t_r) + R_s(t_b)); the mean over pairs keeps R_w's scale
-    independent of K. It depends on the thresholds only.
-
-    Args:
-        tree: a model or parameter pytree holding `MaskedLinear` layers.
-        beta: the temperature of R_w (paper: 0.3).
-
-    Returns:
-        The scalar L_s.
-    """
-    beta = _check_beta(beta)
-    return sum(_layer_penalty(layer.thresholds, beta)
-               for layer in _masked_layers(tree, "sparsity_loss"))
-
-
-def sparsity_penalty(
-    lambda_s: float = PAPER["lambda_s"], beta: float = PAPER["beta"]
-) -> optax.GradientTransformation:
-    """Add lambda_s dL_s/dt to the thresholds' updates (a gradient transform, like weight decay).
-
-    For every `MaskedLinear` in `params`, the update of threshold t_k becomes
-    u_k + lambda_s dL_s/dt_k (`sparsity_loss`); every other leaf is passed unchanged. Put it
-    after `pinnx.route(..., own=modsync_owners)` and before the thresholds' optimizer, so
-    that the optimizer sees d(L_k + lambda_s L_s)/dt_k, exactly the gradient of t_k's
-    objective plus the regulariser; `modsync_optimizer` does this for you. Inside an
-    `optax.partition` it works on the thresholds' partition alone.
-
-    Args:
-        lambda_s: the regulariser's weight (paper: 1e-4).
-        beta: the temperature of R_w (paper: 0.3).
-
-    Returns:
-        An optax `GradientTransformation`; `update` needs `params`.
-    """
-    lambda_s = float(lambda_s)
-    if not lambda_s >= 0:
-        raise ValueError(f"lambda_s must be non-negative, got {lambda_s}")
-    beta = _check_beta(beta)
-
-    def init(params):
-        del params
-        return optax.EmptyState()
-
-    def update(updates, state, params=None):
-        if params is None:
-            raise ValueError("sparsity_penalty needs params (the thresholds' values) in update")
-        where = lambda tree: [m.thresholds for m in _masked_layers(tree, "sparsity_penalty")]  # noqa: E731
-        grads = jax.grad(lambda ts: sum(_layer_penalty(t, beta) for t in ts))(where(params))
-        new = [{k: u[k] + (lambda_s * g[k]).astype(u[k].dtype) for k in u}
-               for u, g in zip(where(updates), grads, strict=True)]
-        return eqx.tree_at(where, updates, new), state
-
-    return optax.GradientTransformation(init, update)
-
-
-def modsync_optimizer(
-    net: optax.GradientTransformation,
-    thresholds_lr: float | optax.Schedule | None = None,
-    *,
-    thresholds: optax.GradientTransformation | None = None,
-    lambda_s: float = PAPER["lambda_s"],
-    beta: float = PAPER["beta"],
-) -> optax.GradientTransformationExtraArgs:
-    """The optax piece after `pinnx.route`: weights by `net`, thresholds at their own rate.
-
-    An `optax.partition` over `modsync_labels`: weights and biases (and any other leaf) go
-    through `net`; the thresholds through `sparsity_penalty(lambda_s, beta)` and then
-    `thresholds` (default `optax.adam(thresholds_lr)`, `thresholds_lr` defaulting to the
-    paper's 1e-4).
-
-    Args:
-        net: the weights' optimizer, e.g. `optax.adam(1e-3)` (paper: lr_theta = 1e-3).
-        thresholds_lr: learning rate (or schedule) of the thresholds' Adam (paper: 1e-4).
-        thresholds: the thresholds' optimizer instead (give this or `thresholds_lr`).
-        lambda_s: weight of the sparsity regulariser L_s (paper: 1e-4).
-        beta: temperature of L_s's synchronisation factor R_w (paper: 0.3).
-
-    Returns:
-        A `GradientTransformationExtraArgs` (state: `optax.PartitionState` with inner states
-        "net" and "thresholds").
-
-    Example:
-        >>> model = ModSyncMLP(2, "scalar", 128, 4, objectives=("boundary", "pde"), key=key)
-        >>> opt = pinnx.route(pinnx.dcgd(), own=modsync_owners) | modsync_optimizer(
-        ...     optax.adam(1e-3), thresholds_lr=1e-4, lambda_s=1e-4, beta=0.3)
-        >>> model, _, history = pinnx.fit(losses, model, opt, problem.sample, steps=5000,
-        ...                               eval_fn=sparsity)
-
-    References:
-        Kong, Park, Kim, Lee. "Modularity-Free Conflict-Averse Training for Generalized
-        PINNs". 2026. https://arxiv.org/abs/2606.20156
-    """
-    if thresholds is not None and thresholds_lr is not None:
-        raise ValueError("modsync_optimizer takes thresholds_lr= (Adam at that rate) or "
-                         "thresholds= (an optax transform), not both")
-    for name, tx in (("net", net), ("thresholds", thresholds)):
-        if tx is not None and not isinstance(tx, optax.GradientTransformation):
-            raise ValueError(f"modsync_optimizer {name}= must be an optax "
-                             f"GradientTransformation, got {type(tx).__name__}")
-    if thresholds is None:
-        thresholds = optax.adam(PAPER["thresholds_lr"] if thresholds_lr is None
-                                else thresholds_lr)
-    return optax.partition(
-        {NET_LABEL: net,
-         THRESHOLDS_LABEL: optax.chain(sparsity_penalty(lambda_s, beta), thresholds)},
-        modsync_labels)
 
 
 def sparsity(tree: PyTree, objective: str | None = None) -> dict[str, Float[Array, ""]]:
@@ -466,10 +371,17 @@ def sparsity(tree: PyTree, objective: str | None = None) -> dict[str, Float[Arra
             objective's name for the mask its own thresholds alone would give (a diagnostic:
             how far the objectives' preferred sub-networks differ).
 
-    Example:
-        >>> eval_fn = lambda m: {"error": problem.relative_l2(m), **sparsity(m)}
+    Examples:
+        >>> import jax, pinnx
+        >>> model = pinnx.nn.ModSyncMLP(2, "scalar", 8, 1, objectives=("bc", "pde"),
+        ...                             key=jax.random.key(0), threshold_init=10.0)
+        >>> {k: float(v) for k, v in pinnx.nn.sparsity(model).items()}   # |W| < 10: all pruned
+        {'sparsity_0': 1.0, 'sparsity_1': 1.0, 'sparsity': 1.0}
+
+        As `pinnx.fit`'s `eval_fn` next to the error:
+        `eval_fn=lambda m: {"error": problem.relative_l2(m), **pinnx.nn.sparsity(m)}`.
     """
-    layers = _masked_layers(tree, "sparsity")
+    layers = masked_layers(tree, "sparsity")
     out, pruned, total = {}, 0, 0
     for i, layer in enumerate(layers):
         m = jax.lax.stop_gradient(layer.mask(objective))

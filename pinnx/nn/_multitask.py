@@ -126,9 +126,12 @@ def shared_mask(model: Any) -> PyTree[bool]:
         A pytree of bools shaped like `model`: True on the leaves that more than one task's
         output depends on.
 
-    Example:
-        >>> net = pinnx.nn.HardSharing(2, "scalar", 2, width=32, depth=3, key=key)
-        >>> shared_mask(net).trunk      # the trunk's leaves: all True
+    Examples:
+        >>> import jax, pinnx
+        >>> net = pinnx.nn.HardSharing(2, "scalar", 2, width=8, depth=2, key=jax.random.key(0))
+        >>> mask = pinnx.nn.shared_mask(net)
+        >>> all(jax.tree.leaves(mask.trunk)), any(jax.tree.leaves(mask.heads))
+        (True, False)
 
     References:
         Yan et al. 2023, https://arxiv.org/abs/2307.06167 (the gate acts on the shared

@@ -68,9 +68,13 @@ class PLE(MultiTaskNet):
     gives, per level, the task gates (K, num_task_experts + num_shared) and the shared gate
     (K * num_task_experts + num_shared,) or None at the last level; rows sum to one.
 
-    Example:
-        >>> net = PLE(2, "scalar", 2, width=32, depth=2, levels=2, key=jax.random.key(0))
-        >>> jax.vmap(net)(points).shape    # (N, 2) -> (N, 2)
+    Examples:
+        >>> import jax, pinnx
+        >>> net = pinnx.nn.PLE(2, "scalar", 2, width=16, depth=2, levels=2,
+        ...                    key=jax.random.key(0))
+        >>> points = jax.random.uniform(jax.random.key(1), (5, 2))
+        >>> jax.vmap(net)(points).shape    # (N, 2) -> (N, K)
+        (5, 2)
 
     References:
         Tang, Liu, Zhao, Gong. "Progressive Layered Extraction (PLE): A Novel Multi-Task

@@ -27,10 +27,13 @@ class FactorizedLinear(eqx.Module):
         s: (out,) log-scales s.
         bias: (out,) bias b.
 
-    Example:
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from pinnx.nn import FactorizedLinear
         >>> w = jax.random.normal(jax.random.key(0), (4, 3))
         >>> lin = FactorizedLinear.from_weight(w, jnp.zeros(4), key=jax.random.key(1))
-        >>> lin(jnp.ones(3))   # == w @ ones(3)
+        >>> bool(jnp.allclose(lin(jnp.ones(3)), w @ jnp.ones(3), rtol=1e-5))   # same function
+        True
 
     References:
         Wang, Wang, Seidman, Perdikaris. "Random weight factorization improves the training

@@ -63,13 +63,16 @@ class SoftSharing(MultiTaskNet):
 
     Shapes: `model(x)` maps x (in_size,) to (K,) for "scalar", else (K, m).
 
-    Example:
-        >>> net = SoftSharing(2, "scalar", 2, width=32, depth=3, key=jax.random.key(0))
+    Examples:
+        >>> import jax, pinnx
+        >>> net = pinnx.nn.SoftSharing(2, "scalar", 2, width=16, depth=3,
+        ...                            key=jax.random.key(0))
         >>> net.stitches.shape        # (depth, K, K)
         (3, 2, 2)
-        >>> twins = SoftSharing(2, "scalar", 2, width=32, depth=3, key=key,
-        ...                     coupling="distance")
-        >>> twins.distance()          # 0 only when the columns are equal
+        >>> twins = pinnx.nn.SoftSharing(2, "scalar", 2, width=16, depth=3,
+        ...                              key=jax.random.key(0), coupling="distance")
+        >>> float(twins.distance())   # 0 only when the columns are equal, as at first
+        0.0
 
     References:
         Misra, Shrivastava, Gupta, Hebert. "Cross-stitch Networks for Multi-task Learning".

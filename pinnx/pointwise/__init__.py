@@ -3,8 +3,11 @@
 - **SA-PINN** (`_sa`, `_masks`): trainable point weights held in an `SAModel` next to the
   network, applied through a mask by `sa_losses`, ascended by `sa_optimizer` (the optax
   piece after the aggregator): `pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=...)`.
+  `sa_optimizer` lives here, not in `pinnx.recipes`: its partition labels are the
+  `SAModel`'s structure, and `sa_refresh_state` rebuilds its state after resampling.
 - **Gradient-norm point weights** (`_grad_norm`): w_i = max_j g_j / g_i with
-  g_i = ||d r(x_i) / d theta||, carried in the batch and applied by `point_weighted_losses`.
+  g_i = ||d r(x_i) / d theta||, carried in the batch (`with_point_weights`) and applied by
+  `point_weighted_losses`.
 - **Adaptive sampling** (`_rar`): RAR, RAR-D and RAD between rounds of `pinnx.fit`, and RAD
   inside it (`rad_sampler`, a `pinnx.ModelSampler`).
 - **Resampling** (`_resample`): keep weighted point sets fixed inside `pinnx.fit`
@@ -13,7 +16,6 @@
 """
 
 from ._grad_norm import (
-    WEIGHTS_KEY,
     PointWeightedLosses,
     grad_norm_point_update,
     grad_norm_point_weights,
@@ -21,55 +23,39 @@ from ._grad_norm import (
     point_weighted_losses,
     with_point_weights,
 )
-from ._masks import (
-    Mask,
-    identity_mask,
-    polynomial_mask,
-    resolve_mask,
-    sigmoid_mask,
-    square_mask,
-)
+from ._masks import identity_mask, polynomial_mask, sigmoid_mask, square_mask
 from ._rar import rad, rad_sampler, rar, rar_d, rar_density, residual_magnitude
-from ._resample import freeze_tasks, nearest_transfer, sa_refresh_state, sa_transfer
-from ._sa import (
-    SALosses,
-    SAModel,
-    sa_labels,
-    sa_losses,
-    sa_mask_values,
-    sa_optimizer,
-    sa_weights,
-)
+from ._resample import freeze_tasks, sa_refresh_state, sa_transfer
+from ._sa import SALosses, SAModel, sa_losses, sa_mask_values, sa_optimizer, sa_weights
 
 __all__ = [
-    "Mask",
-    "PointWeightedLosses",
+    # SA-PINN: trainable point weights, their masks and their optimizer
     "SALosses",
     "SAModel",
-    "WEIGHTS_KEY",
+    "identity_mask",
+    "polynomial_mask",
+    "sa_losses",
+    "sa_mask_values",
+    "sa_optimizer",
+    "sa_weights",
+    "sigmoid_mask",
+    "square_mask",
+    # point weights across resampling
     "freeze_tasks",
+    "sa_refresh_state",
+    "sa_transfer",
+    # gradient-norm point weights
+    "PointWeightedLosses",
     "grad_norm_point_update",
     "grad_norm_point_weights",
-    "identity_mask",
-    "nearest_transfer",
     "point_grad_norms",
     "point_weighted_losses",
-    "polynomial_mask",
+    "with_point_weights",
+    # residual-based adaptive sampling
     "rad",
     "rad_sampler",
     "rar",
     "rar_d",
     "rar_density",
     "residual_magnitude",
-    "resolve_mask",
-    "sa_labels",
-    "sa_losses",
-    "sa_mask_values",
-    "sa_optimizer",
-    "sa_refresh_state",
-    "sa_transfer",
-    "sa_weights",
-    "sigmoid_mask",
-    "square_mask",
-    "with_point_weights",
 ]

@@ -20,8 +20,7 @@ from ..residuals import Losses
 from ._sa import count_points
 
 __all__ = ["point_grad_norms", "grad_norm_point_weights", "grad_norm_point_update",
-           "point_weighted_losses", "PointWeightedLosses", "with_point_weights",
-           "WEIGHTS_KEY"]
+           "point_weighted_losses", "PointWeightedLosses", "with_point_weights"]
 
 WEIGHTS_KEY = "point_weights"
 
@@ -59,8 +58,14 @@ def point_grad_norms(
     Returns:
         {task: (N_t,) norms}.
 
-    Example:
-        >>> norms = point_grad_norms(losses, model, batch, tasks=("pde",))
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(pde=pinnx.residuals.pde(lambda u, x: u(x) - 1.0))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 5)[:, None]}
+        >>> from pinnx.pointwise import point_grad_norms
+        >>> point_grad_norms(losses, net, batch, tasks=("pde",))["pde"].shape
+        (5,)
     """
     losses = _check_losses(losses, "point_grad_norms")
     tasks = tuple(sorted(losses.terms)) if tasks is None else tuple(tasks)
@@ -110,8 +115,11 @@ def grad_norm_point_weights(
     Returns:
         (N,) positive, finite weights.
 
-    Example:
-        >>> grad_norm_point_weights(jnp.array([1.0, 2.0, 4.0]))   # [4., 2., 1.]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import grad_norm_point_weights
+        >>> print(grad_norm_point_weights(jnp.array([1.0, 2.0, 4.0])))
+        [4. 2. 1.]
 
     References:
         Wang, Teng, Perdikaris. "Understanding and mitigating gradient flow pathologies in
@@ -169,10 +177,17 @@ def grad_norm_point_update(
         normalize: as for `grad_norm_point_weights`.
         batch_size: as for `point_grad_norms`.
 
-    Example:
-        >>> w = grad_norm_point_update(losses, model, batch, tasks=("pde",))
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(pde=pinnx.residuals.pde(lambda u, x: u(x) - 1.0))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 5)[:, None]}
+        >>> from pinnx.pointwise import grad_norm_point_update, with_point_weights
+        >>> w = grad_norm_point_update(losses, net, batch, tasks=("pde",))
+        >>> w["pde"].shape, float(w["pde"].min())   # weight 1 at the largest norm
+        ((5,), 1.0)
         >>> batch = with_point_weights(batch, w)
-        >>> w = grad_norm_point_update(losses, model, batch, w, tasks=("pde",), alpha=0.1)
+        >>> w = grad_norm_point_update(losses, net, batch, w, tasks=("pde",), alpha=0.1)
     """
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
@@ -194,7 +209,16 @@ def grad_norm_point_update(
 
 def with_point_weights(batch: Mapping[str, Any], weights: Mapping[str, Array]
                        ) -> dict[str, Any]:
-    """The batch with `weights` ({task: (N_t,)}) stored under "point_weights"."""
+    """The batch with `weights` ({task: (N_t,)}) stored under "point_weights".
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import with_point_weights
+        >>> batch = with_point_weights({"pde": jnp.zeros((3, 1))},
+        ...                            {"pde": jnp.array([1.0, 2.0, 1.0])})
+        >>> sorted(batch)
+        ['pde', 'point_weights']
+    """
     for task, w in weights.items():
         if task not in batch:
             raise ValueError(f"weights for task {task!r}, which the batch does not hold")
@@ -240,10 +264,18 @@ def point_weighted_losses(losses: Any) -> PointWeightedLosses:
     `pinnx.fit` (the weights are part of the batch) and with any per-point weights, such
     as those of `grad_norm_point_update`.
 
-    Example:
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(pde=pinnx.residuals.pde(lambda u, x: u(x) - 1.0))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 5)[:, None]}
+        >>> from pinnx.pointwise import point_weighted_losses, with_point_weights
         >>> weighted = point_weighted_losses(losses)
-        >>> batch = with_point_weights(batch, grad_norm_point_update(losses, model, batch,
-        ...                                                          tasks=("pde",)))
-        >>> weighted(model, batch)   # {"bc": ..., "pde": ...}
+        >>> doubled = with_point_weights(batch, {"pde": jnp.full(5, 2.0)})
+        >>> bool(jnp.allclose(weighted(net, doubled)["pde"], 2 * losses(net, batch)["pde"]))
+        True
+
+        With refreshed gradient-norm weights: `with_point_weights(batch,
+        grad_norm_point_update(losses, net, batch, tasks=("pde",)))`.
     """
     return PointWeightedLosses(_check_losses(losses, "point_weighted_losses"))

@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-__all__ = ["Mask", "sigmoid_mask", "identity_mask", "square_mask", "polynomial_mask",
-           "resolve_mask"]
+__all__ = ["sigmoid_mask", "identity_mask", "square_mask", "polynomial_mask"]
 
 Mask = Callable[[Float[Array, "*shape"]], Float[Array, "*shape"]]
 
@@ -25,8 +24,11 @@ def sigmoid_mask(lam: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     lambda = 0 (m = 1/2) a weight can at most double. Start lower (e.g. lambda = -3,
     m ~ 0.05) for a wider range.
 
-    Example:
-        >>> sigmoid_mask(jnp.zeros(3))   # [0.5, 0.5, 0.5]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import sigmoid_mask
+        >>> print(sigmoid_mask(jnp.zeros(3)))
+        [0.5 0.5 0.5]
     """
     return jax.nn.sigmoid(lam)
 
@@ -34,8 +36,11 @@ def sigmoid_mask(lam: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
 def identity_mask(lam: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """m(lambda) = lambda: the unbounded linear mask (m' = 1). Keep lambda > 0.
 
-    Example:
-        >>> identity_mask(jnp.ones(3))   # [1., 1., 1.]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import identity_mask
+        >>> print(identity_mask(jnp.ones(3)))
+        [1. 1. 1.]
     """
     return lam
 
@@ -43,8 +48,11 @@ def identity_mask(lam: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
 def square_mask(lam: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """m(lambda) = lambda^2 (m' = 2 lambda): the paper's quadratic polynomial mask.
 
-    Example:
-        >>> square_mask(jnp.array([1.0, 2.0]))   # [1., 4.]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import square_mask
+        >>> print(square_mask(jnp.array([1.0, 2.0])))
+        [1. 4.]
     """
     return lam * lam
 
@@ -62,9 +70,12 @@ def polynomial_mask(q: float, c: float = 1.0) -> Mask:
     Returns:
         The mask, a function of an array of any shape.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import polynomial_mask
         >>> m = polynomial_mask(3.0)
-        >>> m(jnp.array([2.0]))   # [8.]
+        >>> print(m(jnp.array([-1.0, 2.0])))   # negative weights map to 0
+        [0. 8.]
 
     References:
         McClenny, Braga-Neto. "Self-adaptive physics-informed neural networks". J. Comput.
@@ -90,8 +101,10 @@ _NAMED = {"sigmoid": sigmoid_mask, "identity": identity_mask, "square": square_m
 def resolve_mask(mask: str | Mask) -> Mask:
     """A mask from its name ("sigmoid", "identity", "square") or a callable, unchanged.
 
-    Example:
-        >>> resolve_mask("square") is square_mask   # True
+    Examples:
+        >>> from pinnx.pointwise._masks import resolve_mask, square_mask
+        >>> resolve_mask("square") is square_mask
+        True
     """
     if callable(mask):
         return mask

@@ -38,7 +38,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..residuals import Losses
-from ..train import ModelSampler
+from ..sampling import ModelSampler
 
 __all__ = ["residual_magnitude", "rar_density", "rar", "rar_d", "rad", "rad_sampler"]
 
@@ -69,8 +69,16 @@ def residual_magnitude(losses: Losses, model: Any, points: Float[Array, "m d"], 
                        ) -> Float[Array, " m"]:
     """e(x) = |r(x)| of one task at the given points (Euclidean norm of vector residuals).
 
-    Example:
-        >>> e = residual_magnitude(losses, model, candidates, task="pde")   # (M,)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(
+        ...     pde=pinnx.residuals.pde(lambda u, x: u(x) - x[0] ** 2))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 8)[:, None]}
+        >>> candidates = jnp.linspace(-1.0, 1.0, 101)[:, None]
+        >>> from pinnx.pointwise import residual_magnitude
+        >>> residual_magnitude(losses, net, candidates, task="pde").shape   # (M,)
+        (101,)
     """
     r = losses.terms[task](model, points)
     return jnp.sqrt(jnp.sum(jnp.reshape(r**2, (r.shape[0], -1)), axis=1))
@@ -81,8 +89,12 @@ def rar_density(e: Float[Array, " m"], k: float, c: float) -> Float[Array, " m"]
 
     Uniform when e^k is zero everywhere (and c = 0) or not finite.
 
-    Example:
-        >>> rar_density(jnp.array([0.0, 1.0, 3.0]), k=1.0, c=0.0)   # [0, 0.25, 0.75]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import rar_density
+        >>> p = rar_density(jnp.array([0.0, 1.0, 3.0]), k=1.0, c=0.0)
+        >>> [round(v, 3) for v in p.tolist()]
+        [0.0, 0.25, 0.75]
     """
     if k < 0 or c < 0:
         raise ValueError(f"RAR density needs k >= 0 and c >= 0, got k={k}, c={c}")
@@ -119,9 +131,16 @@ def rar(
     Returns:
         The batch with `batch[task]` of shape (N + m, d), the new points last.
 
-    Example:
-        >>> batch = rar(losses, model, batch, domain.sample_interior(key, 10_000), task="pde",
-        ...             m=10)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(
+        ...     pde=pinnx.residuals.pde(lambda u, x: u(x) - x[0] ** 2))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 8)[:, None]}
+        >>> candidates = jnp.linspace(-1.0, 1.0, 101)[:, None]
+        >>> from pinnx.pointwise import rar
+        >>> rar(losses, net, batch, candidates, task="pde", m=4)["pde"].shape   # N + m
+        (12, 1)
 
     References:
         Lu, Meng, Mao, Karniadakis. "DeepXDE: A deep learning library for solving
@@ -163,8 +182,17 @@ def rar_d(
     Returns:
         The batch with `batch[task]` of shape (N + m, d), the new points last.
 
-    Example:
-        >>> batch = rar_d(losses, model, batch, candidates, key, task="pde", m=10)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(
+        ...     pde=pinnx.residuals.pde(lambda u, x: u(x) - x[0] ** 2))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 8)[:, None]}
+        >>> candidates = jnp.linspace(-1.0, 1.0, 101)[:, None]
+        >>> from pinnx.pointwise import rar_d
+        >>> new = rar_d(losses, net, batch, candidates, jax.random.key(1), task="pde", m=4)
+        >>> new["pde"].shape   # N + m
+        (12, 1)
 
     References:
         Wu, Zhu, Tan, Kartha, Lu. "A comprehensive study of non-adaptive and residual-based
@@ -208,8 +236,16 @@ def rad(
     Returns:
         The batch with `batch[task]` of shape (n, d).
 
-    Example:
-        >>> batch = rad(losses, model, batch, candidates, key, task="pde")
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(
+        ...     pde=pinnx.residuals.pde(lambda u, x: u(x) - x[0] ** 2))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 8)[:, None]}
+        >>> candidates = jnp.linspace(-1.0, 1.0, 101)[:, None]
+        >>> from pinnx.pointwise import rad
+        >>> rad(losses, net, batch, candidates, jax.random.key(1), task="pde")["pde"].shape
+        (8, 1)
 
     References:
         Wu, Zhu, Tan, Kartha, Lu 2023 (see `rar_d`). https://arxiv.org/abs/2207.10289
@@ -252,11 +288,22 @@ def rad_sampler(
     Returns:
         A `pinnx.ModelSampler` to pass as `fit`'s `data`, with `resample_every`.
 
-    Example:
-        >>> data = rad_sampler(problem.sample, problem.losses,
-        ...                    lambda key: domain.sample_interior(key, 10_000), task="pde")
-        >>> model, state, history = pinnx.fit(problem.losses, model, opt, data,
-        ...                                   steps=20_000, resample_every=1000)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> losses = pinnx.residuals.losses(
+        ...     pde=pinnx.residuals.pde(lambda u, x: u(x) - x[0] ** 2))
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"pde": jnp.linspace(-1.0, 1.0, 8)[:, None]}
+        >>> candidates = jnp.linspace(-1.0, 1.0, 101)[:, None]
+        >>> from pinnx.pointwise import rad_sampler
+        >>> data = rad_sampler(lambda key: batch, losses, candidates, task="pde")
+        >>> data(jax.random.key(1), net)["pde"].shape   # fit calls it with the model
+        (8, 1)
+
+        In training, with fresh candidates at every resample:
+        `pinnx.fit(losses, model, opt, rad_sampler(problem.sample, losses, lambda key:
+        domain.sample_interior(key, 10_000), task="pde"), steps=20_000,
+        resample_every=1000)`.
 
     References:
         Wu, Zhu, Tan, Kartha, Lu 2023 (see `rar_d`). https://arxiv.org/abs/2207.10289

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..combine import Combiner
+from ..combine import init_state
 from ._sa import NET_LABEL, SA_LABEL, SAModel, count_points
 
 __all__ = ["freeze_tasks", "sa_transfer", "nearest_transfer", "sa_refresh_state"]
@@ -41,10 +41,18 @@ def freeze_tasks(
     Returns:
         `data(key) -> batch`, jittable, for `pinnx.fit(..., data, resample_every=...)`.
 
-    Example:
-        >>> data = freeze_tasks(problem.sample, {"pde": batch["pde"]})
-        >>> model, state, hist = pinnx.fit(losses, model, opt, data, steps=1000,
-        ...                                resample_every=100)
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from pinnx.pointwise import freeze_tasks
+        >>> def sample(key):
+        ...     return {"bc": jax.random.uniform(key, (2, 1)),
+        ...             "pde": jax.random.uniform(key, (4, 1))}
+        >>> fixed = jnp.full((4, 1), 0.5)
+        >>> data = freeze_tasks(sample, {"pde": fixed})
+        >>> bool(jnp.all(data(jax.random.key(0))["pde"] == fixed))   # bc drawn afresh
+        True
+
+        In training: `pinnx.fit(losses, model, opt, data, steps=1000, resample_every=100)`.
     """
     fixed = dict(fixed)
 
@@ -72,9 +80,12 @@ def nearest_transfer(
     Brute force in chunks of `chunk` new points: O(n_old n_new d) time, O(chunk n_old)
     memory.
 
-    Example:
-        >>> nearest_transfer(jnp.array([1., 2.]), jnp.array([[0.], [1.]]),
-        ...                  jnp.array([[0.9], [0.2]]))   # [2., 1.]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise._resample import nearest_transfer
+        >>> print(nearest_transfer(jnp.array([1.0, 2.0]), jnp.array([[0.0], [1.0]]),
+        ...                        jnp.array([[0.9], [0.2]])))
+        [2. 1.]
     """
     old_points, new_points = jnp.asarray(old_points), jnp.asarray(new_points)
     if old_points.ndim != 2 or new_points.ndim != 2 or old_points.shape[1] != new_points.shape[1]:
@@ -121,10 +132,18 @@ def sa_transfer(
         The model with weights shaped for `new_batch` (the network unchanged). If a weight's
         shape changed, refresh the optimizer state with `sa_refresh_state`.
 
-    Example:
-        >>> new_batch = rar_d(losses, model, batch, candidates, key, task="pde", m=50)
-        >>> model = sa_transfer(model, batch, new_batch)
-        >>> state = sa_refresh_state(opt, state, eqx.filter(model, eqx.is_inexact_array))
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_transfer
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> model = SAModel(net, {"pde": jnp.array([1.0, 2.0])})
+        >>> old = {"pde": jnp.array([[0.0], [1.0]])}
+        >>> new = {"pde": jnp.array([[0.9], [0.2], [0.6]])}
+        >>> print(sa_transfer(model, old, new).weights["pde"])   # the nearest old weight
+        [2. 1. 2.]
+
+        After RAR-D grew the points: `model = sa_transfer(model, batch, new_batch)`, then
+        `state = sa_refresh_state(opt, state, eqx.filter(model, eqx.is_inexact_array))`.
     """
     if how not in ("nearest", "reinit", "keep"):
         raise ValueError(f"how must be 'nearest', 'reinit' or 'keep', got {how!r}")
@@ -168,9 +187,23 @@ def sa_refresh_state(
 
     Returns:
         The state for `params`, usable as `pinnx.fit(..., opt_state=...)`.
+
+    Examples:
+        >>> import equinox as eqx, jax, jax.numpy as jnp, optax, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_optimizer, sa_refresh_state, sa_transfer
+        >>> net = pinnx.nn.MLP(1, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> model = SAModel(net, {"pde": jnp.ones(2)})
+        >>> opt = pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=1e-2)
+        >>> state = pinnx.init_state(opt, eqx.filter(model, eqx.is_inexact_array),
+        ...                          tasks=("pde",))
+        >>> model = sa_transfer(model, {"pde": jnp.zeros((2, 1))}, {"pde": jnp.zeros((5, 1))})
+        >>> state = sa_refresh_state(opt, state, eqx.filter(model, eqx.is_inexact_array),
+        ...                          tasks=("pde",))
+        >>> sa_branch = state[-1].inner_states["sa_weights"]   # its Adam moments start over
+        >>> [leaf.shape for leaf in jax.tree.leaves(sa_branch) if leaf.ndim == 1]
+        [(5,), (5,)]
     """
-    fresh = (optimizer.init(params, tasks=tasks) if isinstance(optimizer, Combiner)
-             else optimizer.init(params))
+    fresh = init_state(optimizer, params, tasks=tasks)
 
     def is_partition(x):
         return isinstance(x, optax.transforms.PartitionState)

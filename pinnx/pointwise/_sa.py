@@ -43,9 +43,14 @@ class SAModel(eqx.Module):
         weights: {task: (N_t,) array} of raw weights lambda (the mask is applied in the
             loss, `sa_losses`); entry i belongs to point i of the task's batch entry.
 
-    Example:
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_weights
+        >>> net = pinnx.nn.MLP(2, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"bc": jnp.zeros((3, 2)), "pde": jnp.full((6, 2), 0.5)}
         >>> model = SAModel(net, sa_weights(batch, ("pde",)))
         >>> model.weights["pde"].shape   # (N_pde,)
+        (6,)
     """
 
     net: Any
@@ -90,8 +95,12 @@ def sa_weights(
     Returns:
         {task: (N_t,) array}.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.pointwise import sa_weights
         >>> weights = sa_weights({"pde": jnp.zeros((100, 2))}, ("pde",), init=0.0)
+        >>> weights["pde"].shape, float(weights["pde"].max())
+        ((100,), 0.0)
     """
     if isinstance(tasks, str):
         raise ValueError(f"tasks must be a sequence of task names, got the string {tasks!r}")
@@ -178,11 +187,20 @@ def sa_losses(losses: Any, mask: str | Mask = "sigmoid") -> SALosses:
     Returns:
         An `SALosses`, usable with `pinnx.task_grads` and `pinnx.fit`.
 
-    Example:
-        >>> weighted = sa_losses(problem.losses, mask="square")
-        >>> model = SAModel(net, sa_weights(batch, ("pde", "ic", "bc")))
-        >>> opt = pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=1e-2)
-        >>> model, state, history = pinnx.fit(weighted, model, opt, batch, steps=1000)
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_losses, sa_weights
+        >>> losses = pinnx.residuals.losses(bc=pinnx.residuals.dirichlet(0.0),
+        ...                                 pde=pinnx.residuals.pde(lambda u, x: u(x) - 1.0))
+        >>> net = pinnx.nn.MLP(2, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"bc": jnp.zeros((3, 2)), "pde": jnp.full((6, 2), 0.5)}
+        >>> weighted = sa_losses(losses, mask="square")
+        >>> model = SAModel(net, sa_weights(batch, ("pde",)))   # lambda = 1: m = 1
+        >>> bool(jnp.allclose(weighted(model, batch)["pde"], losses(net, batch)["pde"]))
+        True
+
+        Training: `pinnx.fit(weighted, model, pinnx.sum() | sa_optimizer(optax.adam(1e-3),
+        weights_lr=1e-2), batch, steps=1000)`.
 
     References:
         McClenny, Braga-Neto. "Self-adaptive physics-informed neural networks". J. Comput.
@@ -239,12 +257,22 @@ def sa_optimizer(
         A `GradientTransformationExtraArgs` (state: `optax.PartitionState` with inner states
         "net" and "sa_weights").
 
-    Example:
+    Examples:
+        >>> import equinox as eqx, jax, jax.numpy as jnp, optax, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_losses, sa_optimizer, sa_weights
+        >>> losses = pinnx.residuals.losses(bc=pinnx.residuals.dirichlet(0.0),
+        ...                                 pde=pinnx.residuals.pde(lambda u, x: u(x) - 1.0))
+        >>> net = pinnx.nn.MLP(2, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> batch = {"bc": jnp.zeros((3, 2)), "pde": jnp.full((6, 2), 0.5)}
+        >>> model = SAModel(net, sa_weights(batch, ("pde",)))
         >>> opt = pinnx.sum() | sa_optimizer(optax.adam(1e-3), weights_lr=1e-2)
         >>> params = eqx.filter(model, eqx.is_inexact_array)
-        >>> state = opt.init(params)
-        >>> loss, grads = pinnx.task_grads(sa_losses(losses), model, batch)
-        >>> updates, state = opt.update(grads, state, params, losses=loss)
+        >>> state = pinnx.init_state(opt, params, tasks=("bc", "pde"))
+        >>> values, grads = pinnx.task_grads(sa_losses(losses, mask="square"), model, batch)
+        >>> updates, state = opt.update(grads, state, params, losses=values)
+        >>> model = eqx.apply_updates(model, updates)
+        >>> bool(jnp.all(model.weights["pde"] > 1.0))   # ascended: every weight went up
+        True
 
     References:
         McClenny, Braga-Neto. "Self-adaptive physics-informed neural networks". J. Comput.
@@ -264,6 +292,19 @@ def sa_optimizer(
 
 
 def sa_mask_values(model: SAModel, mask: str | Callable = "sigmoid") -> dict[str, Array]:
-    """The effective weights m(lambda) of an `SAModel`, {task: (N_t,)} (for plots, logs)."""
+    """The effective weights m(lambda) of an `SAModel`, {task: (N_t,)} (for plots, logs).
+
+    Args:
+        model: the `SAModel`.
+        mask: the mask its losses use (a name or a function, as in `sa_losses`).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, pinnx
+        >>> from pinnx.pointwise import SAModel, sa_mask_values
+        >>> net = pinnx.nn.MLP(2, "scalar", width=8, depth=1, key=jax.random.key(0))
+        >>> model = SAModel(net, {"pde": jnp.array([0.0, 2.0])})
+        >>> [round(m, 3) for m in sa_mask_values(model, "sigmoid")["pde"].tolist()]
+        [0.5, 0.881]
+    """
     m = resolve_mask(mask)
     return {t: m(w) for t, w in model.weights.items()}

@@ -1,6 +1,12 @@
-"""Benchmark PDEs with reference solutions, by name."""
+"""Benchmark PDEs with reference solutions and default recipes, by name.
 
-from ._problem import Problem, relative_l2
+A problem is one file holding its factory (returning a `Problem`) and its default `Recipe`
+(attached as `factory.recipe`, so the command line reads it without building the problem),
+plus one line in `PROBLEMS`.
+"""
+
+from ._problem import Grid, Problem, relative_l2
+from ._recipe import SCHEDULES, Recipe
 from .burgers import burgers
 from .diffusion_reaction import diffusion_reaction
 from .helmholtz import helmholtz
@@ -12,11 +18,14 @@ PROBLEMS = {
     "helmholtz": helmholtz,
     "klein_gordon": klein_gordon,
 }
-"""Problem factories by command-line name."""
+"""Problem factories by command-line name; `PROBLEMS[name].recipe` is the default recipe."""
 
 __all__ = [
     "PROBLEMS",
+    "SCHEDULES",
+    "Grid",
     "Problem",
+    "Recipe",
     "burgers",
     "diffusion_reaction",
     "helmholtz",

@@ -6,22 +6,30 @@ points), "ic" (t = 0) and "bc" (x = +-1). The reference is the Cole-Hopf solutio
 quadrature (cross-checked against a diffrax method-of-lines solve in the test suite).
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import operators, residuals
 from ..geometry import Interval, SpaceTime
-from ._problem import Problem
+from ._problem import Grid, Problem
+from ._recipe import Recipe
 from .burgers_reference import cole_hopf, test_grid
 
-__all__ = ["burgers"]
+__all__ = ["RECIPE", "burgers"]
 
 NU = 0.01 / np.pi
 
+RECIPE = Recipe(combiner="pcgrad | adam", steps=25000, width=32, depth=4, n_pde=2000,
+                lr=2e-3, resample_every=200, schedule="warmup_cosine")
+"""The set-up of `pinnx run burgers`: PCGrad and Adam, 25,000 steps with a warm-up-cosine
+schedule peaking at 2e-3, a 4 x 32 tanh MLP, 2,000 residual points redrawn every 200 steps."""
+
 
 def burgers(
-    n_pde: int = 2000,
+    n_pde: int = RECIPE.n_pde,
     n_ic: int = 200,
     n_bc: int = 200,
     method: str = "lhs",
@@ -37,7 +45,9 @@ def burgers(
         nu: viscosity (the reference values assume the default 0.01/pi).
 
     Returns:
-        A `Problem` with tasks ("bc", "ic", "pde"), inputs (x, t) and a scalar output.
+        A `Problem` with tasks ("bc", "ic", "pde"), inputs (x, t), a scalar output, the
+        reference on the 256 x 100 (x, t) grid and the recipe `RECIPE` (`burgers.recipe`)
+        with `n_pde` points.
     """
     domain = SpaceTime(Interval(-1.0, 1.0), 0.0, 1.0)
 
@@ -64,14 +74,19 @@ def burgers(
     with jax.enable_x64(True):
         reference = np.asarray(cole_hopf(jnp.asarray(x, jnp.float64),
                                          jnp.asarray(t, jnp.float64), nu))
+    grid = Grid((np.asarray(x), np.asarray(t)), ("x", "t"))
     return Problem(
         name="burgers",
         losses=loss,
         sample=sample,
         in_size=2,
         out_size="scalar",
-        axes=(np.asarray(x), np.asarray(t)),
-        axis_names=("x", "t"),
-        reference=reference,
+        test_points=grid.points,
+        reference=grid.flatten(reference),
+        recipe=dataclasses.replace(RECIPE, n_pde=n_pde),
+        grid=grid,
         description="Burgers: u_t + u u_x = (0.01/pi) u_xx, u(x,0) = -sin(pi x)",
     )
+
+
+burgers.recipe = RECIPE  # the default set-up, readable without building the problem

@@ -22,6 +22,7 @@ spectrally resolved: diffusion damps mode m at rate 0.5 (2 pi m)^2), and the def
 rtol 1e-10 agrees with rtol 1e-11 to 2.5e-11.
 """
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -34,12 +35,23 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import operators, residuals
 from ..geometry import Interval, SpaceTime
-from ._problem import Problem
+from ._problem import Grid, Problem
+from ._recipe import Recipe
 
-__all__ = ["Bumps", "MAIN_BUMPS", "sample_bumps", "reference", "diffusion_reaction"]
+__all__ = ["Bumps", "MAIN_BUMPS", "RECIPE", "sample_bumps", "reference", "diffusion_reaction"]
 
 NU = 0.5
 RHO = 1.0
+
+RECIPE = Recipe(combiner="weighted({'bc': 1, 'ic': 100, 'pde': 1}) | adam", steps=1500,
+                width=32, depth=4, n_pde=500, lr=1e-3, resample_every=1, schedule="constant")
+"""The set-up of `pinnx run diffusion_reaction`: the single-task baseline of
+`examples/diffusion_reaction_atl.py` (docs/atl.md: relative L2 2.2e-1, mean of 3 seeds). The
+ATL paper code's loss weights (initial condition x100, as a fixed weighted sum of the task
+gradients, i.e. the gradient of the weighted loss), Adam at a constant 1e-3, a 4 x 32 tanh
+MLP, 500 residual points drawn afresh every step, 1,500 steps. The paper trains 30,000
+steps with the learning rate halved every 10,000; 1,500 is the step count of the results in
+docs/atl.md, the only one measured with pinnx."""
 
 
 class Bumps(NamedTuple):
@@ -52,7 +64,9 @@ class Bumps(NamedTuple):
         centres: c_j in [0, 1), one per bump.
         width: s > 0, shared by the bumps.
 
-    Example:
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from pinnx.problems.diffusion_reaction import Bumps
         >>> u0 = Bumps((0.5, 0.3), (0.25, 0.7), 0.15)
         >>> u0(jnp.linspace(0.0, 1.0, 5)).shape
         (5,)
@@ -209,7 +223,7 @@ def _describe(ic) -> str:
 
 def diffusion_reaction(
     ic: Callable[[Array], Array] = MAIN_BUMPS,
-    n_pde: int = 1000,
+    n_pde: int = RECIPE.n_pde,
     n_ic: int = 100,
     n_bc: int = 100,
     method: str = "lhs",
@@ -233,11 +247,16 @@ def diffusion_reaction(
         n_t: test-grid points in t (uniform in [0, 1]).
 
     Returns:
-        A `Problem` with tasks ("bc", "ic", "pde"), inputs (x, t), scalar output and the
-        spectral reference on the test grid.
+        A `Problem` with tasks ("bc", "ic", "pde"), inputs (x, t), scalar output, the
+        spectral reference on the n_x x n_t (x, t) grid and the recipe `RECIPE`
+        (`diffusion_reaction.recipe`) with `n_pde` points.
 
-    Example:
-        >>> problem = diffusion_reaction(sample_bumps(jax.random.key(1), 1)[0])
+    Examples:
+        >>> import jax
+        >>> from pinnx.problems.diffusion_reaction import diffusion_reaction, sample_bumps
+        >>> problem = diffusion_reaction(sample_bumps(jax.random.key(1), 1)[0], n_x=32, n_t=11)
+        >>> problem.test_points.shape, problem.reference.shape   # the 32 x 11 (x, t) grid
+        ((352, 2), (352,))
 
     References:
         Yan, Chen, Wang, Zhou, Liu. "Auxiliary-Tasks Learning for Physics-Informed Neural
@@ -269,15 +288,20 @@ def diffusion_reaction(
 
     x = np.linspace(0.0, 1.0, n_x)
     t = np.linspace(0.0, 1.0, n_t)
+    grid = Grid((x, t), ("x", "t"))
     return Problem(
         name="diffusion_reaction",
         losses=loss,
         sample=sample,
         in_size=2,
         out_size="scalar",
-        axes=(x, t),
-        axis_names=("x", "t"),
-        reference=reference(ic, x, t, nu, rho),
+        test_points=grid.points,
+        reference=grid.flatten(reference(ic, x, t, nu, rho)),
+        recipe=dataclasses.replace(RECIPE, n_pde=n_pde),
+        grid=grid,
         description=f"diffusion-reaction: u_t = {nu:g} u_xx + {rho:g} u (1 - u), periodic, "
         f"u0 = {_describe(ic)}",
     )
+
+
+diffusion_reaction.recipe = RECIPE  # the default set-up, readable without building

@@ -7,15 +7,25 @@ wavenumber along y makes the residual's gradient dwarf the boundary's: the textb
 magnitude conflict. Tasks: "bc" (the four edges) and "pde".
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import operators, residuals
 from ..geometry import Box
-from ._problem import Problem
+from ._problem import Grid, Problem
+from ._recipe import Recipe
 
-__all__ = ["helmholtz", "helmholtz_solution"]
+__all__ = ["RECIPE", "helmholtz", "helmholtz_solution"]
+
+RECIPE = Recipe(combiner="pcgrad | adam", steps=40000, width=50, depth=3, n_pde=128,
+                lr=1e-3, resample_every=1, schedule="step_decay")
+"""The set-up of `pinnx run helmholtz`: PCGrad then Adam; network, steps, schedule and
+points as in the learning-rate-annealing paper (Wang, Teng, Perdikaris 2021): a 3 x 50 tanh
+MLP, 40,000 steps from 1e-3 decayed x0.9 every 1,000 steps, 128 residual points drawn afresh
+every step."""
 
 
 def helmholtz_solution(x, a1: float = 1.0, a2: float = 4.0):
@@ -24,7 +34,7 @@ def helmholtz_solution(x, a1: float = 1.0, a2: float = 4.0):
 
 
 def helmholtz(
-    n_pde: int = 128,
+    n_pde: int = RECIPE.n_pde,
     n_bc: int = 512,
     method: str = "uniform",
     a1: float = 1.0,
@@ -45,7 +55,8 @@ def helmholtz(
 
     Returns:
         A `Problem` with tasks ("bc", "pde"), inputs (x, y) and a scalar output; its
-        reference is the exact solution on the test grid.
+        reference is the exact solution on the n_test x n_test grid; its recipe is
+        `RECIPE` (`helmholtz.recipe`) with `n_pde` points.
 
     References:
         Wang, Teng, Perdikaris. "Understanding and mitigating gradient flow pathologies in
@@ -71,15 +82,20 @@ def helmholtz(
     y = np.linspace(-1.0, 1.0, n_test)
     xx, yy = np.meshgrid(x, y, indexing="xy")
     reference = np.sin(a1 * np.pi * xx) * np.sin(a2 * np.pi * yy)
+    grid = Grid((x, y), ("x", "y"))
     return Problem(
         name="helmholtz",
         losses=loss,
         sample=sample,
         in_size=2,
         out_size="scalar",
-        axes=(x, y),
-        axis_names=("x", "y"),
-        reference=reference,
+        test_points=grid.points,
+        reference=grid.flatten(reference),
+        recipe=dataclasses.replace(RECIPE, n_pde=n_pde),
+        grid=grid,
         description=f"Helmholtz: u_xx + u_yy + {k:g}^2 u = q, u = sin({a1:g} pi x) "
         f"sin({a2:g} pi y)",
     )
+
+
+helmholtz.recipe = RECIPE  # the default set-up, readable without building the problem
